@@ -1,0 +1,8 @@
+"""edge-rec: on-device content classification and recommendation (onnxruntime + tokenizers + numpy)."""
+__version__ = "0.1.0"
+
+from edge_rec.bundle import Bundle, BundleError, default_bundle_path, load_bundle  # noqa: E402
+from edge_rec.classifier import Classification, ContentClassifier  # noqa: E402
+
+__all__ = ["Bundle", "BundleError", "Classification", "ContentClassifier", "default_bundle_path", "load_bundle",
+           "__version__"]

@@ -1,0 +1,147 @@
+"""Load and verify a bundle: the directory that `export/` writes and the runtime reads.
+
+A bundle is `manifest.json` plus the files it lists (ONNX models, tokenizer.json). Loading checks the format
+version, that every listed file is present and matches its sha256, and that the manifest has what the runtime
+needs; each failure names the file and what was expected.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DEFAULT_BUNDLE = "zh-news"
+_REQUIRED = ("format_version", "name", "primary_labels", "tags", "tokenizer", "models", "files")
+
+
+class BundleError(ValueError):
+    """The bundle is missing, corrupted, from a newer format, or does not match what the runtime expects."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def primary_labels(self) -> list[str]:
+        return self.manifest["primary_labels"]
+
+    @property
+    def tags(self) -> list[str]:
+        return self.manifest["tags"]
+
+    @property
+    def tokenizer(self) -> dict:
+        return self.manifest["tokenizer"]
+
+    @property
+    def pipeline(self) -> dict:
+        return self.manifest.get("pipeline", {})
+
+    @property
+    def metrics(self) -> dict:
+        return self.manifest.get("metrics", {})
+
+    def file(self, name: str) -> Path:
+        if name not in self.manifest["files"]:
+            raise BundleError(f"{self.path}: {MANIFEST} lists no file {name!r}; it has {sorted(self.manifest['files'])}")
+        return self.path / name
+
+    def model(self, role: str) -> dict:
+        models = self.manifest["models"]
+        if role not in models:
+            raise BundleError(f"{self.path}: bundle has no {role!r} model; it has {sorted(models)}")
+        return models[role]
+
+
+def default_bundle_path() -> Path:
+    """$EDGE_REC_BUNDLE if set, else the bundle shipped in the repository's assets/."""
+    env = os.environ.get("EDGE_REC_BUNDLE")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "assets" / DEFAULT_BUNDLE
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> Bundle:
+    """Read and check a bundle directory. `verify=False` skips the sha256 pass (size is still checked)."""
+    path = Path(path) if path is not None else default_bundle_path()
+    if not path.is_dir():
+        raise BundleError(f"bundle directory not found: {path} (pass a bundle path or set EDGE_REC_BUNDLE)")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: missing; every bundle needs a {MANIFEST}")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{mpath}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}")
+    missing = [k for k in _REQUIRED if k not in manifest]
+    if missing:
+        raise BundleError(f"{mpath}: missing keys {missing}")
+    version = manifest["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(f"{mpath}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"{mpath}: format_version {version} is newer than this edge-rec reads ({FORMAT_VERSION}); "
+                          "upgrade edge-rec or re-export the bundle")
+    if version < 1:
+        raise BundleError(f"{mpath}: format_version {version} is not a valid version (expected 1..{FORMAT_VERSION})")
+    _check_files(path, manifest, verify)
+    _check_content(mpath, manifest)
+    return Bundle(path, manifest)
+
+
+def _check_files(path: Path, manifest: dict, verify: bool) -> None:
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{path / MANIFEST}: 'files' must map file names to their sha256 and size")
+    for name, meta in files.items():
+        f = path / name
+        if Path(name).name != name:
+            raise BundleError(f"{path / MANIFEST}: file name {name!r} must be a plain name inside the bundle")
+        if not f.is_file():
+            raise BundleError(f"{f}: missing (listed in {MANIFEST})")
+        if not isinstance(meta, dict) or "sha256" not in meta:
+            raise BundleError(f"{path / MANIFEST}: entry for {name!r} has no sha256")
+        size = f.stat().st_size
+        if "bytes" in meta and size != meta["bytes"]:
+            raise BundleError(f"{f}: {size} bytes, the manifest says {meta['bytes']} (truncated or replaced?)")
+        if verify and _sha256(f) != meta["sha256"]:
+            raise BundleError(f"{f}: sha256 does not match the manifest (corrupted or from another bundle)")
+    for role, model in manifest["models"].items():
+        if not isinstance(model, dict) or model.get("file") not in files:
+            raise BundleError(f"{path / MANIFEST}: model {role!r} names a file not listed in 'files'")
+    tok = manifest["tokenizer"]
+    if not isinstance(tok, dict) or tok.get("file") not in files:
+        raise BundleError(f"{path / MANIFEST}: 'tokenizer.file' must name a file listed in 'files'")
+
+
+def _check_content(mpath: Path, manifest: dict) -> None:
+    for key in ("primary_labels", "tags"):
+        value = manifest[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BundleError(f"{mpath}: {key!r} must be a list of strings")
+    if len(manifest["primary_labels"]) < 2:
+        raise BundleError(f"{mpath}: 'primary_labels' needs at least 2 labels, got {len(manifest['primary_labels'])}")
+    tok = manifest["tokenizer"]
+    max_length = tok.get("max_length")
+    if not isinstance(max_length, int) or max_length < 2:
+        raise BundleError(f"{mpath}: tokenizer.max_length must be an integer >= 2, got {max_length!r}")
+    if not isinstance(tok.get("pad_id"), int):
+        raise BundleError(f"{mpath}: tokenizer.pad_id must be an integer, got {tok.get('pad_id')!r}")

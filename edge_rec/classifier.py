@@ -1,0 +1,167 @@
+"""ContentClassifier: text -> primary category, secondary tags, category index c and semantic vector v."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from edge_rec.bundle import Bundle, BundleError, load_bundle
+from edge_rec.cache import LRUCache
+from edge_rec.sessions import check_io, make_session, resolve_threads
+
+INPUTS = {"input_ids", "attention_mask"}
+OUTPUTS = ("primary_probs", "tag_probs", "index", "vector")
+
+
+@dataclass(frozen=True)
+class Classification:
+    primary: str
+    primary_prob: float
+    tags: tuple[tuple[str, float], ...]  # (tag, probability) above the threshold, most likely first
+    index: float  # category index c in [0, 1]: how typical the text is of its primary category
+    vector: np.ndarray  # (vector_dim,) float32, unit norm
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t for t, _ in self.tags]
+
+    def to_dict(self, with_vector: bool = False) -> dict:
+        d = {"primary": self.primary, "primary_prob": round(self.primary_prob, 6),
+             "tags": [{"tag": t, "prob": round(p, 6)} for t, p in self.tags], "index": round(self.index, 6)}
+        if with_vector:
+            d["vector"] = [round(float(x), 6) for x in self.vector]
+        return d
+
+
+class ContentClassifier:
+    """Classify content texts with a bundle's classifier model.
+
+    profile: "phone" (1 thread), "tablet" (2) or "pc" (all cores); `threads` overrides it.
+    Results are cached per content id (or per text when no ids are given), `cache_size` entries at most.
+    """
+
+    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
+                 threads: int | None = None, cache_size: int = 10_000, tag_threshold: float | None = None,
+                 batch_size: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        cfg = self.bundle.pipeline
+        self.tag_threshold = _unit_interval("tag_threshold", cfg.get("tag_threshold", 0.5)
+                                            if tag_threshold is None else tag_threshold)
+        self.batch_size = _positive_int("batch_size", cfg.get("batch_size", 32) if batch_size is None else batch_size)
+        self.threads = resolve_threads(profile, threads)
+        tok = self.bundle.tokenizer
+        self.max_length = tok["max_length"]
+        self.prefix = tok.get("prefix", "")
+        # Characters past this can never reach the model (max_length tokens); cut them before tokenizing.
+        self.max_chars = tok.get("max_chars", 64 * self.max_length)
+        self.tokenizer = self._load_tokenizer(tok)
+        model_path = self.bundle.file(self.bundle.model("classifier")["file"])
+        self.session = make_session(model_path, self.threads)
+        check_io(self.session, model_path, INPUTS, set(OUTPUTS))
+        self._check_output_widths(model_path)
+        self._labels = np.array(self.bundle.primary_labels, dtype=object)
+        self._tags = np.array(self.bundle.tags, dtype=object)
+        self.cache: LRUCache[Classification] = LRUCache(cache_size)
+
+    def _load_tokenizer(self, tok: dict) -> Tokenizer:
+        path = self.bundle.file(tok["file"])
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
+            raise BundleError(f"{path}: not a valid tokenizers file ({e})") from None
+        if tokenizer.get_vocab_size() <= tok["pad_id"]:
+            raise BundleError(f"{path}: pad_id {tok['pad_id']} is outside the vocabulary "
+                              f"({tokenizer.get_vocab_size()} pieces)")
+        tokenizer.enable_truncation(self.max_length)
+        tokenizer.no_padding()  # padding is done per batch in _run, to that batch's longest text
+        return tokenizer
+
+    def _check_output_widths(self, path) -> None:
+        widths = {o.name: o.shape[-1] for o in self.session.get_outputs()}
+        for name, expected in (("primary_probs", len(self.bundle.primary_labels)), ("tag_probs", len(self.bundle.tags))):
+            if isinstance(widths[name], int) and widths[name] != expected:
+                raise BundleError(f"{path}: output {name!r} has width {widths[name]} but the manifest lists "
+                                  f"{expected} {'labels' if name == 'primary_probs' else 'tags'}")
+
+    def classify(self, texts: str | Sequence[str], ids: Sequence[Hashable] | None = None) -> list[Classification]:
+        """Classify one text or a list of texts; returns one Classification per text, in input order."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else texts
+        if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
+        clean = [self._clean(i, t) for i, t in enumerate(texts)]
+        if ids is None:
+            keys = clean
+        else:
+            if isinstance(ids, (str, bytes)) or len(ids) != len(clean):
+                raise ValueError(f"ids must be a sequence with one id per text ({len(clean)}), got {ids!r:.80}")
+            keys = list(ids)
+        results: list[Classification | None] = [self.cache.get(k) for k in keys]
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i, r in zip(todo, self._run([clean[i] for i in todo])):
+            results[i] = r
+            self.cache.put(keys[i], r)
+        return results
+
+    def _clean(self, i: int, text) -> str:
+        if isinstance(text, (bytes, bytearray)):
+            raise TypeError(f"text {i} is bytes; decode it to str first (e.g. data.decode('utf-8'))")
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} must be a str, got {type(text).__name__}")
+        # Lone surrogates cannot be encoded to UTF-8 for the tokenizer: replace them rather than fail.
+        text = text[: self.max_chars].encode("utf-8", "replace").decode("utf-8")
+        if not text.strip():
+            raise ValueError(f"text {i} is empty or only whitespace; there is nothing to classify")
+        return text
+
+    def _run(self, texts: list[str]) -> list[Classification]:
+        if not texts:
+            return []
+        encodings = self.tokenizer.encode_batch([self.prefix + t for t in texts])
+        # Sort by length so each batch pads to a similar length; results go back to input order.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out: list[Classification | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.full((len(chunk), width), self.bundle.tokenizer["pad_id"], dtype=np.int64)  # (B, T)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)  # (B, T)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            for i, r in zip(chunk, self.predict(ids, mask)):
+                out[i] = r
+        return out
+
+    def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[Classification]:
+        """Run the model on already-tokenized, padded ids (B, T) and mask (B, T)."""
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
+        if not (np.isfinite(primary).all() and np.isfinite(index).all()):
+            raise RuntimeError("the classifier produced non-finite scores; the bundle's model is broken")
+        best = primary.argmax(axis=1)
+        results = []
+        for b in range(primary.shape[0]):
+            hits = np.flatnonzero(tags[b] >= self.tag_threshold)
+            hits = hits[np.argsort(-tags[b, hits], kind="stable")]
+            results.append(Classification(
+                primary=str(self._labels[best[b]]), primary_prob=float(primary[b, best[b]]),
+                tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
+                index=float(index[b]), vector=vector[b].astype(np.float32, copy=False)))
+        return results
+
+
+def _unit_interval(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value

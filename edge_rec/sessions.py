@@ -1,0 +1,54 @@
+"""onnxruntime session factory with named device profiles."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+
+from edge_rec.bundle import BundleError
+
+# One thread stands in for a phone-class core, two for a tablet, all cores for a PC (DESIGN.md).
+PROFILES = {"phone": 1, "tablet": 2, "pc": os.cpu_count() or 1}
+
+
+def resolve_threads(profile: str = "phone", threads: int | None = None) -> int:
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        return threads
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[profile]
+
+
+def make_session(path: Path, threads: int = 1, providers: list[str] | None = None,
+                 optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                 ) -> ort.InferenceSession:
+    providers = providers or ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise ValueError(f"execution provider(s) {unknown} not available; this onnxruntime has {available}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = optimization
+    opts.log_severity_level = 3
+    # Spinning worker threads burn a core between calls: wrong for a phone or an app that does other work.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
+        raise BundleError(f"{path}: onnxruntime cannot load this model ({type(e).__name__}: {e})") from None
+
+
+def check_io(session: ort.InferenceSession, path: Path, inputs: set[str], outputs: set[str]) -> None:
+    """The session must take exactly the inputs the runtime feeds and give the outputs it reads."""
+    have_in = {i.name for i in session.get_inputs()}
+    have_out = {o.name for o in session.get_outputs()}
+    if have_in != inputs:
+        raise BundleError(f"{path}: model inputs are {sorted(have_in)}, expected {sorted(inputs)}")
+    if not outputs <= have_out:
+        raise BundleError(f"{path}: model outputs {sorted(outputs - have_out)} missing; it has {sorted(have_out)}")

@@ -1,0 +1,385 @@
+"""Train the default classifier: prepare -> finetune (teacher) -> distill (student). Runs on CPU or CUDA.
+
+    python -m export.train_classifier prepare  --data ../shared/data --out work/prep
+    python -m export.train_classifier cache    --prep work/prep --keep 6,10
+    python -m export.train_classifier finetune --prep work/prep --top 2 --out work/teacher.pt
+    python -m export.train_classifier distill  --prep work/prep --teacher work/teacher.pt --layers 2 --out work/student
+
+`prepare` prunes the e5 teacher's vocabulary to the corpora and stores it, in the teacher's own 4-bit format, next to
+the tokenized splits. On a CPU the full teacher cannot be fine-tuned in reasonable time (DESIGN.md: over an hour an
+epoch), so `cache` runs the frozen lower layers once, and `finetune` trains only the top layers + MMoE on that cache. The word embeddings stay frozen throughout (they
+are the teacher's, bit for bit), so the student's files leave them out and `load_student` puts them back.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from export.classifier import ClassifierConfig, ContentClassifierModel, InferenceHead
+from export.metrics import classifier_report
+from export.news_data import CODES, NAMES, Targets, read_corpora, split
+from export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
+from export.tokenizer import build_tokenizer
+from export.vocab_prune import prune
+
+MAX_LENGTH = 64
+N_TAGS = 300
+SPLITS = ("train", "val", "test")
+
+
+# ---------------------------------------------------------------- prepare
+def prepare(data_dir: Path, out: Path, seed: int = 13) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    examples = read_corpora(data_dir)
+    parts = dict(zip(SPLITS, split(examples, seed=seed)))
+    targets = Targets.fit(parts["train"], N_TAGS)
+    teacher, keep = prune(read_teacher(find_wheel_teacher()), [e.title for e in examples])
+    write_teacher(teacher, out / "teacher.e5s1")
+    tok = build_tokenizer(teacher.pieces, teacher.scores, teacher.unk, teacher.bos, teacher.eos, teacher.norm_map)
+    tok.enable_truncation(MAX_LENGTH)
+    tok.save(str(out / "tokenizer.json"))
+    arrays = {}
+    for name, exs in parts.items():
+        enc = tok.encode_batch([e.title for e in exs])
+        ids = np.full((len(exs), MAX_LENGTH), teacher.pad, dtype=np.uint16)
+        for i, e in enumerate(enc):
+            ids[i, :len(e.ids)] = e.ids
+        arrays[f"{name}_ids"] = ids
+        arrays[f"{name}_len"] = np.array([len(e.ids) for e in enc], dtype=np.int16)
+        arrays[f"{name}_label"] = np.array([e.label for e in exs], dtype=np.int64)
+        arrays[f"{name}_tags"] = np.stack([targets.tag_vector(e) for e in exs]).astype(np.uint8)
+        arrays[f"{name}_index"] = np.array([targets.index(e) for e in exs], dtype=np.float32)
+    np.savez_compressed(out / "data.npz", **arrays)
+    meta = {"labels": NAMES, "codes": CODES, "tags": targets.tags, "max_length": MAX_LENGTH, "pad_id": teacher.pad,
+            "vocab_size": len(keep), "full_vocab_size": len(read_teacher(find_wheel_teacher()).pieces),
+            "seed": seed, "sizes": {k: len(v) for k, v in parts.items()},
+            "titles": {k: [e.title for e in v[:20]] for k, v in parts.items()}}
+    (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"prepared {meta['sizes']} titles, vocabulary {len(keep)} pieces -> {out}")
+
+
+class Split:
+    def __init__(self, data, name: str):
+        self.name = name
+        self.ids = torch.from_numpy(data[f"{name}_ids"].astype(np.int64))
+        self.len = torch.from_numpy(data[f"{name}_len"].astype(np.int64))
+        self.label = torch.from_numpy(data[f"{name}_label"])
+        self.tags = torch.from_numpy(data[f"{name}_tags"].astype(np.float32))
+        self.index = torch.from_numpy(data[f"{name}_index"])
+        self.offsets = np.concatenate([[0], np.cumsum(self.len.numpy())])
+
+    def __len__(self):
+        return len(self.label)
+
+    def batches(self, size: int, shuffle: bool, gen: torch.Generator | None = None):
+        """Yields (rows, ids, mask, label, tags, index), each batch padded to its longest title."""
+        order = torch.randperm(len(self), generator=gen) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), size):
+            idx = order[start:start + size]
+            width = int(self.len[idx].max())
+            mask = (torch.arange(width)[None] < self.len[idx, None]).long()
+            yield idx, self.ids[idx, :width], mask, self.label[idx], self.tags[idx], self.index[idx]
+
+    def padded(self, flat: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+        """Rows `idx` of a cached per-token array (total tokens, H) as (B, T, H) float32, zero-padded."""
+        lens = self.len[idx].tolist()
+        out = np.zeros((len(lens), max(lens), flat.shape[1]), dtype=np.float32)
+        for b, (i, n) in enumerate(zip(idx.tolist(), lens)):
+            out[b, :n] = flat[self.offsets[i]:self.offsets[i] + n]
+        return torch.from_numpy(out)
+
+
+def load_prep(prep: Path):
+    data = np.load(prep / "data.npz")
+    meta = json.loads((prep / "meta.json").read_text(encoding="utf-8"))
+    return {s: Split(data, s) for s in SPLITS}, meta
+
+
+def teacher_model(prep: Path, meta: dict) -> ContentClassifierModel:
+    tf = read_teacher(prep / "teacher.e5s1")
+    model = ContentClassifierModel(ClassifierConfig(tf.config, n_primary=len(meta["labels"]), n_tags=len(meta["tags"])))
+    model.encoder.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in encoder_state_dict(tf).items()})
+    with torch.no_grad():  # the teacher's vector is e5's own normalised embedding
+        model.project.weight.copy_(torch.eye(tf.config.hidden))
+        model.project.bias.zero_()
+    return model
+
+
+# ---------------------------------------------------------------- frozen-layer cache
+def cache_path(prep: Path, split_name: str, k: int) -> Path:
+    return prep / "cache" / f"{split_name}-hidden{k}.npy"
+
+
+@torch.no_grad()
+def build_cache(prep: Path, keep: list[int], device, batch: int = 64) -> None:
+    """Run the pretrained teacher once and store hidden states `keep` (state entering layer k) per token, fp16.
+
+    The layers below the fine-tuned top are frozen, so these states never change during training.
+    """
+    data, meta = load_prep(prep)
+    model = teacher_model(prep, meta).to(device).eval()
+    (prep / "cache").mkdir(exist_ok=True)
+    for name, split_ in data.items():
+        total = int(split_.offsets[-1])
+        stores = {k: np.lib.format.open_memmap(cache_path(prep, name, k), mode="w+", dtype=np.float16,
+                                               shape=(total, model.cfg.encoder.hidden)) for k in keep}
+        t0 = time.time()
+        for idx, ids, mask, *_ in split_.batches(batch, shuffle=False):
+            x = model.encoder.embed(ids.to(device))
+            hidden, _ = model.encoder.encode(x, mask.to(device))
+            for k, store in stores.items():
+                h = hidden[k].float().cpu().numpy()
+                for b, i in enumerate(idx.tolist()):
+                    store[split_.offsets[i]:split_.offsets[i + 1]] = h[b, :int(split_.len[i])]
+        for store in stores.values():
+            store.flush()
+        print(f"cached {name}: {total} tokens, layers {keep} ({time.time() - t0:.0f}s)", flush=True)
+
+
+def load_cache(prep: Path, data: dict, k: int) -> dict[str, np.ndarray]:
+    return {name: np.load(cache_path(prep, name, k), mmap_mode="r") for name in data}
+
+
+# ---------------------------------------------------------------- losses and evaluation
+def task_loss(out, label, tags, index) -> torch.Tensor:
+    known = ~torch.isnan(index)
+    idx_loss = F.mse_loss(out.index[known], index[known]) if known.any() else out.index.sum() * 0
+    return F.cross_entropy(out.primary_logits, label) + F.binary_cross_entropy_with_logits(out.tag_logits, tags) \
+        + idx_loss
+
+
+@torch.no_grad()
+def evaluate(forward, data: Split, batch: int = 256) -> dict:
+    """`forward(rows, ids, mask)` -> ClassifierOutput; figures of classifier_report on the whole split."""
+    outs = [[], [], []]
+    for idx, ids, mask, *_ in data.batches(batch, shuffle=False):
+        out = forward(idx, ids, mask)
+        for o, x in zip(outs, (out.primary_logits.softmax(-1), torch.sigmoid(out.tag_logits), out.index)):
+            o.append(x.float().cpu().numpy())
+    p, t, c = (np.concatenate(o) for o in outs)
+    return classifier_report(p, t, c, data.label.numpy(), data.tags.numpy(), data.index.numpy())
+
+
+def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
+               seed: int = 0):
+    """AdamW (param groups may scale `lr` by their "lr_scale") with linear warm-up and cosine decay; keeps the
+    state with the best validation accuracy."""
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW([{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in groups],
+                            weight_decay=0.01)
+    total = epochs * math.ceil(len(data["train"]) / batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, s / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state = -1.0, None
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    for epoch in range(epochs):
+        model.train()
+        t0, running = time.time(), 0.0
+        for step, batch_ in enumerate(data["train"].batches(batch, True, gen)):
+            with amp:
+                loss = step_loss(*(t.to(device) for t in batch_))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            running += loss.item()
+            if step % 200 == 0:
+                print(f"  step {step} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
+        model.eval()
+        val = evaluate(val_forward, data["val"])
+        log(f"epoch {epoch + 1}/{epochs} loss {running / (step + 1):.4f} val {val} ({time.time() - t0:.0f}s)")
+        if val["accuracy"] > best:
+            best = val["accuracy"]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return model.eval()
+
+
+def logger(path: Path):
+    def log(msg: str):
+        print(msg, flush=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+    return log
+
+
+def save_without_embeddings(model: ContentClassifierModel, out: Path, metrics: dict, shard_bytes: int = 15 << 20):
+    """Config + metrics as JSON, weights (minus the frozen word embeddings) in shards under `shard_bytes` each,
+    small enough to commit to git."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.float().cpu() for k, v in model.state_dict().items() if k != "encoder.word.weight"}
+    shards, current, size = [], {}, 0
+    for k, v in state.items():
+        if current and size + v.numel() * 4 > shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[k] = v
+        size += v.numel() * 4
+    shards.append(current)
+    for i, shard in enumerate(shards):
+        torch.save(shard, out / f"weights-{i}.pt")
+    (out / "model.json").write_text(json.dumps({"config": model.cfg.to_dict(), "shards": len(shards),
+                                                "metrics": metrics}, indent=1), encoding="utf-8")
+
+
+def load_without_embeddings(path: Path, prep: Path) -> tuple[ContentClassifierModel, dict]:
+    info = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    model = ContentClassifierModel(ClassifierConfig.from_dict(info["config"]))
+    state = {}
+    for i in range(info["shards"]):
+        state.update(torch.load(path / f"weights-{i}.pt", map_location="cpu", weights_only=True))
+    state["encoder.word.weight"] = torch.from_numpy(read_teacher(prep / "teacher.e5s1").array("emb.word").copy())
+    model.load_state_dict(state)
+    return model.eval(), info
+
+
+# ---------------------------------------------------------------- finetune and distill
+def teacher_layers(n_teacher: int, n_student: int) -> list[int]:
+    """Evenly spaced teacher layers ending at the top one: 12 -> 2 gives [5, 11], 12 -> 3 gives [3, 7, 11]."""
+    return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
+def cached_forward(model: ContentClassifierModel, cache: dict, data: dict, first: int, device):
+    """forward(rows, ids, mask) for a split: layers `first`.. on the cached state entering layer `first`."""
+    def make(split_name):
+        def forward(idx, ids, mask):
+            x = data[split_name].padded(cache[split_name], idx.cpu()).to(device)
+            return model.heads(*model.encoder.encode(x, mask.to(device), first))
+        return forward
+    return make
+
+
+def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device) -> None:
+    """Fine-tune the top `top` layers + MMoE heads on the cached output of the frozen layers below."""
+    data, meta = load_prep(prep)
+    log = logger(out.with_suffix(".log"))
+    model = teacher_model(prep, meta).to(device)
+    first = model.cfg.encoder.layers - top
+    cache = load_cache(prep, data, first)
+    forward = cached_forward(model, cache, data, first, device)
+    model.requires_grad_(False)
+    encoder = [p for layer in model.encoder.layers[first:] for p in layer.parameters()]
+    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and not n.startswith("project.")]
+    for p in encoder + heads:
+        p.requires_grad_(True)
+    log(f"teacher: layers {first}..{model.cfg.encoder.layers - 1} + MMoE trained, layers below frozen and cached")
+
+    def step_loss(idx, ids, mask, label, tags, index):
+        return task_loss(forward("train")(idx, ids, mask), label, tags, index)
+
+    # The heads start from random weights: they learn 10x faster than the pretrained layers.
+    train_loop(model, [{"params": encoder}, {"params": heads, "lr_scale": 10.0}], data, epochs, lr, batch,
+               step_loss, forward("val"), log, device)
+    test = evaluate(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data["test"])
+    log(f"teacher fp32 (torch) test: {test}")
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "test": test, "top": top}, out)
+
+
+def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
+            temperature: float, device) -> None:
+    """Student initialised from evenly spaced teacher layers; loss = KD(T) + 0.5 CE + tag BCE (teacher/gold mix)
+    + index MSE to the teacher + hidden-state MSE to the mapped teacher layers + (1 - cos) to the teacher vector."""
+    data, meta = load_prep(prep)
+    out.mkdir(parents=True, exist_ok=True)
+    log = logger(out / "train.log")
+    ckpt = torch.load(teacher_path, map_location="cpu", weights_only=True)
+    teacher = ContentClassifierModel(ClassifierConfig.from_dict(ckpt["config"]))
+    teacher.load_state_dict(ckpt["state_dict"])
+    teacher = teacher.to(device).eval().requires_grad_(False)
+    n_teacher = teacher.cfg.encoder.layers
+    first = n_teacher - ckpt["top"]
+    picked = teacher_layers(n_teacher, layers)
+    caches = {k: load_cache(prep, data, k) for k in {first} | {j + 1 for j in picked if j + 1 < first}}
+    teacher_fwd = cached_forward(teacher, caches[first], data, first, device)("train")
+    cfg = ClassifierConfig.from_dict(ckpt["config"])
+    cfg.encoder.layers = layers
+    student = ContentClassifierModel(cfg)
+    state = {k: v for k, v in teacher.state_dict().items() if not k.startswith("encoder.layers.")}
+    for i, j in enumerate(picked):
+        state.update({k.replace(f"encoder.layers.{j}.", f"encoder.layers.{i}."): v
+                      for k, v in teacher.state_dict().items() if k.startswith(f"encoder.layers.{j}.")})
+    student.load_state_dict(state)
+    student = student.to(device)
+    student.encoder.word.weight.requires_grad_(False)
+    params = [p for p in student.parameters() if p.requires_grad]
+    student_fwd = lambda idx, ids, mask: student(ids.to(device), mask.to(device))  # noqa: E731
+    log(f"student {layers} layers from teacher layers {picked}; before distillation, val: "
+        f"{evaluate(student_fwd, data['val'])}")
+    T = temperature
+
+    def step_loss(idx, ids, mask, label, tags, index):
+        with torch.no_grad():
+            t = teacher_fwd(idx, ids, mask)
+            targets = [t.hidden[j + 1 - first] if j + 1 >= first else
+                       data["train"].padded(caches[j + 1]["train"], idx.cpu()).to(device) for j in picked]
+        s = student(ids, mask)
+        m = mask[..., None].to(s.pooled.dtype)
+        kd = F.kl_div(F.log_softmax(s.primary_logits / T, -1), F.softmax(t.primary_logits.float() / T, -1),
+                      reduction="batchmean") * T * T
+        tag_target = 0.5 * torch.sigmoid(t.tag_logits.float()) + 0.5 * tags
+        hidden = sum(((s.hidden[i + 1] - target) ** 2 * m).sum() / (m.sum() * s.pooled.shape[-1])
+                     for i, target in enumerate(targets)) / layers
+        return (kd + 0.5 * F.cross_entropy(s.primary_logits, label)
+                + F.binary_cross_entropy_with_logits(s.tag_logits, tag_target)
+                + F.mse_loss(s.index, t.index.float()) + hidden
+                + (1 - F.cosine_similarity(s.vector, t.vector.float(), dim=-1)).mean())
+
+    train_loop(student, [{"params": params}], data, epochs, lr, batch, step_loss, student_fwd, log, device, seed=1)
+    test = evaluate(student_fwd, data["test"])
+    log(f"student fp32 (torch) {layers} layers test: {test}")
+    save_without_embeddings(student, out, {"student_fp32_torch": test, "teacher_fp32_torch": ckpt["test"],
+                                           "teacher_layers": picked, "teacher_trained_top": ckpt["top"],
+                                           "epochs": epochs, "lr": lr, "temperature": T})
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.train_classifier", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="split the corpora, prune the teacher vocabulary, tokenize")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--out", type=Path, default=Path("work/prep"))
+    p.add_argument("--seed", type=int, default=13)
+    c = sub.add_parser("cache", help="run the frozen teacher layers once and store their outputs")
+    c.add_argument("--prep", type=Path, default=Path("work/prep"))
+    c.add_argument("--keep", default="6,10", help="hidden states to store (state entering layer k)")
+    c.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    for name, help_ in (("finetune", "fine-tune the teacher's top layers + MMoE"), ("distill", "distill a student")):
+        q = sub.add_parser(name, help=help_)
+        q.add_argument("--prep", type=Path, default=Path("work/prep"))
+        q.add_argument("--out", type=Path, required=True)
+        q.add_argument("--epochs", type=int, default=3)
+        q.add_argument("--lr", type=float, default=1e-4 if name == "finetune" else 2e-4)
+        q.add_argument("--batch", type=int, default=32)
+        q.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        q.add_argument("--seed", type=int, default=0)
+        if name == "finetune":
+            q.add_argument("--top", type=int, default=2, help="layers fine-tuned; those below stay frozen")
+        if name == "distill":
+            q.add_argument("--teacher", type=Path, required=True)
+            q.add_argument("--layers", type=int, default=2)
+            q.add_argument("--temperature", type=float, default=2.0)
+    a = ap.parse_args(argv)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    if a.cmd == "prepare":
+        return prepare(a.data, a.out, a.seed)
+    device = torch.device(a.device)
+    if a.cmd == "cache":
+        return build_cache(a.prep, [int(k) for k in a.keep.split(",")], device)
+    torch.manual_seed(a.seed)
+    if a.cmd == "finetune":
+        finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device)
+    else:
+        distill(a.prep, a.teacher, a.layers, a.out, a.epochs, a.lr, a.batch, a.temperature, device)
+
+
+if __name__ == "__main__":
+    main()

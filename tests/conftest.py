@@ -1,0 +1,77 @@
+"""Tiny random-weight models built in code: no test needs the teacher wheel or the network."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.classifier import ClassifierConfig, ContentClassifierModel
+from export.classifier_bundle import export_classifier, write_classifier_bundle
+from export.encoder import EncoderConfig
+from export.tokenizer import build_tokenizer
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TITLES = ["周杰伦与昆凌背靠背秀恩爱", "首个糖尿病人工智能医生来了", "廖英强被证监会处罚", "故宫如何修文物",
+          "深圳房价是沈阳6倍", "以色列空袭之后俄战机起飞", "Hello world news", "比特币价格大涨 AI 芯片"]
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+
+
+def tiny_pieces() -> tuple[list[str], np.ndarray]:
+    chars = sorted({c for t in TITLES for c in t if not c.isspace()})
+    words = ["▁Hello", "▁world", "▁news", "人工智能", "比特币", "▁AI"]
+    pieces = SPECIALS + ["▁"] + chars + words
+    scores = np.array([0.0] * 4 + [-2.0] + [-5.0] * len(chars) + [-3.0] * len(words), dtype=np.float32)
+    return pieces, scores
+
+
+def tiny_tokenizer():
+    pieces, scores = tiny_pieces()
+    return build_tokenizer(pieces, scores, unk=3, bos=0, eos=2, norm_map={0x01: [], 0x09: [32]})
+
+
+def tiny_model(seed: int = 0, vocab: int | None = None, n_tags: int = 6) -> ContentClassifierModel:
+    torch.manual_seed(seed)
+    vocab = vocab or len(tiny_pieces()[0])
+    enc = EncoderConfig(vocab_size=vocab, hidden=32, layers=2, heads=4, ff=64, max_positions=64)
+    return ContentClassifierModel(ClassifierConfig(enc, n_primary=5, n_tags=n_tags, n_experts=3, expert_hidden=32,
+                                                   expert_dim=16, tower_hidden=24, index_hidden=8,
+                                                   vector_dim=16)).eval()
+
+
+def random_batch(vocab: int, batch: int = 4, length: int = 11, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (batch, length), generator=g)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    for b in range(batch):
+        n = int(torch.randint(3, length + 1, (1,), generator=g))
+        mask[b, n:] = 0
+        ids[b, 0], ids[b, n - 1] = 0, 2
+        ids[b, n:] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+LABELS = ["story", "culture", "sports", "finance", "tech"]
+TAGS = ["ai", "stock", "film", "war", "house", "game"]
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """(model, fp32 onnx, int8 onnx, parity diff) for the tiny classifier."""
+    model = tiny_model()
+    work = tmp_path_factory.mktemp("export")
+    fp32, int8, diff = export_classifier(model, work, random_batch(model.cfg.encoder.vocab_size))
+    return model, fp32, int8, diff
+
+
+def make_bundle(out: Path, onnx_path: Path, **overrides) -> Path:
+    kwargs = dict(name="tiny", primary_labels=LABELS, tags=TAGS, max_length=16, pad_id=1,
+                  pipeline={"tag_threshold": 0.5}, metrics={"note": "random weights"})
+    kwargs.update(overrides)
+    return write_classifier_bundle(out, onnx_path, tiny_tokenizer(), **kwargs)
+
+
+@pytest.fixture()
+def tiny_bundle(tiny_export, tmp_path) -> Path:
+    return make_bundle(tmp_path / "bundle", tiny_export[2])

@@ -1,0 +1,108 @@
+"""Bundle integrity: every file checked, every failure names the file."""
+import json
+import shutil
+
+import pytest
+
+from edge_rec import BundleError, ContentClassifier, load_bundle
+from edge_rec.bundle import FORMAT_VERSION
+
+
+def test_loads_and_describes(tiny_bundle):
+    b = load_bundle(tiny_bundle)
+    assert b.name == "tiny" and b.manifest["format_version"] == FORMAT_VERSION
+    sig = b.model("classifier")
+    assert [i["name"] for i in sig["inputs"]] == ["input_ids", "attention_mask"]
+    assert [o["name"] for o in sig["outputs"]] == ["primary_probs", "tag_probs", "index", "vector"]
+    assert set(b.manifest["files"]) == {"classifier.onnx", "tokenizer.json"}
+
+
+@pytest.mark.parametrize("name", ["classifier.onnx", "tokenizer.json"])
+def test_bit_flip_is_named(tiny_bundle, name):
+    f = tiny_bundle / name
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{name}.*sha256"):
+        load_bundle(tiny_bundle)
+
+
+@pytest.mark.parametrize("name", ["classifier.onnx", "tokenizer.json"])
+def test_truncated_file_is_named(tiny_bundle, name):
+    f = tiny_bundle / name
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(BundleError, match=f"{name}.*bytes"):
+        load_bundle(tiny_bundle)
+
+
+@pytest.mark.parametrize("name", ["classifier.onnx", "tokenizer.json", "manifest.json"])
+def test_missing_file_is_named(tiny_bundle, name):
+    (tiny_bundle / name).unlink()
+    with pytest.raises(BundleError, match=f"{name}.*missing"):
+        load_bundle(tiny_bundle)
+
+
+def test_newer_format_version(tiny_bundle):
+    m = json.loads((tiny_bundle / "manifest.json").read_text())
+    m["format_version"] = FORMAT_VERSION + 1
+    (tiny_bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="manifest.json.*newer"):
+        load_bundle(tiny_bundle)
+
+
+def test_malformed_manifest(tiny_bundle):
+    (tiny_bundle / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="manifest.json.*not valid JSON"):
+        load_bundle(tiny_bundle)
+
+
+def test_manifest_missing_keys(tiny_bundle):
+    m = json.loads((tiny_bundle / "manifest.json").read_text())
+    del m["tags"]
+    (tiny_bundle / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="missing keys.*tags"):
+        load_bundle(tiny_bundle)
+
+
+def test_unknown_manifest_keys_are_ignored(tiny_bundle):
+    m = json.loads((tiny_bundle / "manifest.json").read_text())
+    m["something_new"] = {"x": 1}
+    (tiny_bundle / "manifest.json").write_text(json.dumps(m))
+    assert load_bundle(tiny_bundle).name == "tiny"
+
+
+def test_file_swapped_from_another_bundle(tiny_export, tmp_path):
+    from conftest import make_bundle
+    a = make_bundle(tmp_path / "a", tiny_export[2])
+    b = make_bundle(tmp_path / "b", tiny_export[1])  # the fp32 model: same names, other bytes
+    shutil.copyfile(b / "classifier.onnx", a / "classifier.onnx")
+    with pytest.raises(BundleError, match="classifier.onnx"):
+        load_bundle(a)
+
+
+def test_label_count_mismatch_with_model(tiny_export, tmp_path):
+    from conftest import LABELS, make_bundle
+    bad = make_bundle(tmp_path / "bad", tiny_export[2], primary_labels=LABELS + ["extra"])
+    with pytest.raises(BundleError, match="primary_probs.*width 5.*6 labels"):
+        ContentClassifier(bad)
+
+
+def test_wrong_model_inputs(tmp_path, tiny_bundle):
+    """A model whose inputs are not the ones the runtime feeds is rejected at load, naming the file."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from conftest import make_bundle
+    x = helper.make_tensor_value_info("tokens", TensorProto.INT64, ["b", "t"])
+    y = helper.make_tensor_value_info("primary_probs", TensorProto.INT64, ["b", "t"])
+    graph = helper.make_graph([helper.make_node("Identity", ["tokens"], ["primary_probs"])], "g", [x], [y])
+    path = tmp_path / "wrong.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    bundle = make_bundle(tmp_path / "wrong", path)
+    with pytest.raises(BundleError, match="classifier.onnx: model inputs are"):
+        ContentClassifier(bundle)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(BundleError, match="not found"):
+        load_bundle(tmp_path / "nope")

@@ -1,0 +1,72 @@
+"""ONNX export parity, INT8 quantization (structural and numerical), parity errors."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_batch, tiny_model
+from export.classifier import InferenceHead
+from export.onnx_export import ParityError, check_parity, run_onnx
+from export.quantize import float_matmuls, op_counts
+
+
+def test_fp32_parity_within_1e4(tiny_export):
+    model, fp32, _, diff = tiny_export
+    assert diff <= 1e-4
+    # And on inputs other than the export sample: other batch sizes and lengths (dynamic axes).
+    for batch, length, seed in ((1, 5, 1), (7, 23, 2), (3, 40, 3)):
+        worst = check_parity(InferenceHead(model), fp32, random_batch(model.cfg.encoder.vocab_size, batch, length,
+                                                                       seed), InferenceHead.output_names, 1e-4)
+        assert worst <= 1e-4
+
+
+def test_parity_check_fails_loudly_on_a_different_model(tiny_export):
+    _, fp32, _, _ = tiny_export
+    other = tiny_model(seed=1)
+    with pytest.raises(ParityError, match="differs from torch"):
+        check_parity(InferenceHead(other), fp32, random_batch(other.cfg.encoder.vocab_size), InferenceHead.output_names,
+                     1e-4)
+
+
+def test_int8_graph_is_quantized(tiny_export):
+    _, fp32, int8, _ = tiny_export
+    ops = op_counts(int8)
+    n_linear = sum(op_counts(fp32)[op] for op in ("MatMul", "Gemm"))
+    # Every weight MatMul/Gemm became an integer MatMul; only activation x activation MatMuls (attention) stay float.
+    assert ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"] >= n_linear - 2 * 2  # 2 layers x (QK^T, AV)
+    assert float_matmuls(int8) == 0
+    assert int8.stat().st_size < fp32.stat().st_size
+
+
+def test_int8_primary_agrees_with_fp32(tiny_export):
+    _, fp32, int8, _ = tiny_export
+    vocab = tiny_model().cfg.encoder.vocab_size
+    agree, total, cosines = 0, 0, []
+    for seed in range(10):
+        feeds = {k: v.numpy() for k, v in random_batch(vocab, 32, 20, seed=100 + seed).items()}
+        p32, _, c32, v32 = run_onnx(fp32, feeds)
+        p8, _, c8, v8 = run_onnx(int8, feeds)
+        agree += int((p32.argmax(1) == p8.argmax(1)).sum())
+        total += len(p32)
+        cosines.extend((v32 * v8).sum(axis=1))  # both unit norm
+        np.testing.assert_allclose(c8, c32, atol=0.05)
+    assert total == 320
+    assert agree / total >= 0.95, f"INT8 agrees with fp32 on {agree}/{total}"
+    assert np.mean(cosines) >= 0.95, f"mean cosine fp32 vs INT8 vectors {np.mean(cosines):.3f}"
+
+
+def test_model_config_validation():
+    from export.encoder import EncoderConfig
+    with pytest.raises(ValueError, match="divisible"):
+        EncoderConfig(hidden=30, heads=4)
+    with pytest.raises(ValueError, match="layers"):
+        EncoderConfig(layers=0)
+
+
+def test_mean_pool_ignores_padding():
+    model = tiny_model()
+    b = random_batch(model.cfg.encoder.vocab_size, 1, 9, seed=5)
+    n = int(b["attention_mask"].sum())
+    with torch.no_grad():
+        short = model(b["input_ids"][:, :n], b["attention_mask"][:, :n])
+        long_ = model(b["input_ids"], b["attention_mask"])
+    torch.testing.assert_close(short.primary_logits, long_.primary_logits, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,120 @@
+"""ContentClassifier on a tiny real bundle: outputs, batching, cache, bad input, torch-free runtime."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import LABELS, TAGS, TITLES
+from edge_rec import ContentClassifier
+
+
+@pytest.fixture()
+def clf(tiny_bundle):
+    return ContentClassifier(tiny_bundle, profile="phone")
+
+
+def test_classify_outputs(clf):
+    results = clf.classify(TITLES)
+    assert len(results) == len(TITLES)
+    for r in results:
+        assert r.primary in LABELS and 0.0 < r.primary_prob <= 1.0
+        assert 0.0 <= r.index <= 1.0
+        assert all(t in TAGS and p >= clf.tag_threshold for t, p in r.tags)
+        assert [p for _, p in r.tags] == sorted((p for _, p in r.tags), reverse=True)
+        assert r.vector.shape == (16,) and abs(np.linalg.norm(r.vector) - 1.0) < 1e-4
+
+
+@pytest.fixture()
+def fp32_bundle(tiny_export, tmp_path):
+    from conftest import make_bundle
+    return make_bundle(tmp_path / "fp32", tiny_export[1])
+
+
+def test_padding_does_not_change_results_fp32(fp32_bundle):
+    """Dynamic padding to the batch's longest text changes nothing in fp32."""
+    batch = ContentClassifier(fp32_bundle).classify(TITLES)
+    for i in (0, 3, 7):
+        single = ContentClassifier(fp32_bundle).classify(TITLES[i])[0]
+        assert single.primary == batch[i].primary
+        assert single.primary_prob == pytest.approx(batch[i].primary_prob, abs=1e-5)
+        np.testing.assert_allclose(single.vector, batch[i].vector, atol=1e-5)
+
+
+def test_int8_batch_drift_is_small(clf):
+    """Dynamic INT8 quantizes activations with one scale per batch, so batch mates move scores a little."""
+    batch = clf.classify(TITLES)
+    for i in (0, 3, 7):
+        single = ContentClassifier(clf.bundle).classify(TITLES[i])[0]
+        assert single.primary_prob == pytest.approx(batch[i].primary_prob, abs=0.02)
+        assert float(single.vector @ batch[i].vector) > 0.9  # 16-dim random model: the worst case
+
+
+def test_batch_size_does_not_change_results(tiny_bundle):
+    a = ContentClassifier(tiny_bundle, batch_size=1).classify(TITLES)
+    b = ContentClassifier(tiny_bundle, batch_size=3).classify(TITLES)
+    assert [r.primary for r in a] == [r.primary for r in b]
+    np.testing.assert_allclose([r.index for r in a], [r.index for r in b], atol=1e-3)
+
+
+def test_cache_by_id(clf):
+    first = clf.classify(TITLES[:3], ids=["a", "b", "c"])
+    assert len(clf.cache) == 3
+    again = clf.classify(TITLES[:3], ids=["a", "b", "c"])
+    assert all(x is y for x, y in zip(first, again))
+
+
+def test_cache_is_bounded(tiny_bundle):
+    clf = ContentClassifier(tiny_bundle, cache_size=4)
+    clf.classify(TITLES)
+    assert len(clf.cache) == 4
+
+
+def test_tag_threshold_override(tiny_bundle):
+    none = ContentClassifier(tiny_bundle, tag_threshold=1.0).classify(TITLES[0])[0]
+    all_ = ContentClassifier(tiny_bundle, tag_threshold=0.0).classify(TITLES[0])[0]
+    assert none.tags == () and len(all_.tags) == len(TAGS)
+
+
+def test_huge_and_odd_texts(clf):
+    odd = ["新闻" * 50_000, "a\x00b\x01c", "emoji 😀 新闻", "bad surrogate \ud800 here", "Grüße 東京 مرحبا"]
+    results = clf.classify(odd)
+    assert len(results) == len(odd) and all(r.primary in LABELS for r in results)
+
+
+@pytest.mark.parametrize("bad, exc, msg", [
+    ("", ValueError, "text 0 is empty"),
+    (["ok", "   "], ValueError, "text 1 is empty"),
+    ([b"bytes"], TypeError, "text 0 is bytes"),
+    (b"bytes", TypeError, "bytes"),
+    (["ok", None], TypeError, "text 1 must be a str, got NoneType"),
+    ([3.5], TypeError, "text 0 must be a str, got float"),
+    (42, TypeError, "sequence of str"),
+])
+def test_bad_texts(clf, bad, exc, msg):
+    with pytest.raises(exc, match=msg):
+        clf.classify(bad)
+
+
+def test_bad_arguments(tiny_bundle):
+    with pytest.raises(ValueError, match="unknown profile 'watch'"):
+        ContentClassifier(tiny_bundle, profile="watch")
+    with pytest.raises(ValueError, match="threads"):
+        ContentClassifier(tiny_bundle, threads=0)
+    with pytest.raises(ValueError, match="tag_threshold"):
+        ContentClassifier(tiny_bundle, tag_threshold=1.5)
+    clf = ContentClassifier(tiny_bundle)
+    with pytest.raises(ValueError, match="one id per text"):
+        clf.classify(TITLES[:2], ids=["only-one"])
+
+
+def test_empty_list(clf):
+    assert clf.classify([]) == []
+
+
+def test_runtime_never_imports_torch(tiny_bundle):
+    code = ("import sys, edge_rec; c = edge_rec.ContentClassifier(sys.argv[1]); c.classify(['新闻标题']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_bundle)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
