@@ -56,6 +56,11 @@ class Bundle:
             raise BundleError(f"{self.path}: {MANIFEST} lists no file {name!r}; it has {sorted(self.manifest['files'])}")
         return self.path / name
 
+    def model_file(self, role: str) -> Path:
+        """The model file to load for `role`: the ORT-format copy when the bundle ships one, else the .onnx file."""
+        entry = self.model(role)
+        return self.file(entry.get("ort_file") or entry["file"])
+
     def model(self, role: str) -> dict:
         models = self.manifest["models"]
         if role not in models:
@@ -69,7 +74,7 @@ def default_bundle_path() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "assets" / DEFAULT_BUNDLE
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -122,11 +127,13 @@ def _check_files(path: Path, manifest: dict, verify: bool) -> None:
         size = f.stat().st_size
         if "bytes" in meta and size != meta["bytes"]:
             raise BundleError(f"{f}: {size} bytes, the manifest says {meta['bytes']} (truncated or replaced?)")
-        if verify and _sha256(f) != meta["sha256"]:
+        if verify and sha256(f) != meta["sha256"]:
             raise BundleError(f"{f}: sha256 does not match the manifest (corrupted or from another bundle)")
     for role, model in manifest["models"].items():
         if not isinstance(model, dict) or model.get("file") not in files:
             raise BundleError(f"{path / MANIFEST}: model {role!r} names a file not listed in 'files'")
+        if "ort_file" in model and model["ort_file"] not in files:
+            raise BundleError(f"{path / MANIFEST}: model {role!r} names an ORT file not listed in 'files'")
     tok = manifest["tokenizer"]
     if not isinstance(tok, dict) or tok.get("file") not in files:
         raise BundleError(f"{path / MANIFEST}: 'tokenizer.file' must name a file listed in 'files'")

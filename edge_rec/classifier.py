@@ -58,7 +58,7 @@ class ContentClassifier:
         # Characters past this can never reach the model (max_length tokens); cut them before tokenizing.
         self.max_chars = tok.get("max_chars", 64 * self.max_length)
         self.tokenizer = self._load_tokenizer(tok)
-        model_path = self.bundle.file(self.bundle.model("classifier")["file"])
+        model_path = self.bundle.model_file("classifier")
         self.session = make_session(model_path, self.threads)
         check_io(self.session, model_path, INPUTS, set(OUTPUTS))
         self._check_output_widths(model_path)

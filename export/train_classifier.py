@@ -78,9 +78,14 @@ class Split:
     def __len__(self):
         return len(self.label)
 
-    def batches(self, size: int, shuffle: bool, gen: torch.Generator | None = None):
-        """Yields (rows, ids, mask, label, tags, index), each batch padded to its longest title."""
-        order = torch.randperm(len(self), generator=gen) if shuffle else torch.arange(len(self))
+    def batches(self, size: int, shuffle: bool, gen: torch.Generator | None = None, by_length: bool = False):
+        """Yields (rows, ids, mask, label, tags, index), each batch padded to its longest title.
+
+        by_length: ordered by title length (least padding), for passes where order does not matter."""
+        if shuffle:
+            order = torch.randperm(len(self), generator=gen)
+        else:
+            order = torch.argsort(self.len, stable=True) if by_length else torch.arange(len(self))
         for start in range(0, len(self), size):
             idx = order[start:start + size]
             width = int(self.len[idx].max())
@@ -131,7 +136,7 @@ def build_cache(prep: Path, keep: list[int], device, batch: int = 64) -> None:
         stores = {k: np.lib.format.open_memmap(cache_path(prep, name, k), mode="w+", dtype=np.float16,
                                                shape=(total, model.cfg.encoder.hidden)) for k in keep}
         t0 = time.time()
-        for idx, ids, mask, *_ in split_.batches(batch, shuffle=False):
+        for idx, ids, mask, *_ in split_.batches(batch, shuffle=False, by_length=True):
             x = model.encoder.embed(ids.to(device))
             hidden, _ = model.encoder.encode(x, mask.to(device))
             for k, store in stores.items():
@@ -156,15 +161,22 @@ def task_loss(out, label, tags, index) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(forward, data: Split, batch: int = 256) -> dict:
-    """`forward(rows, ids, mask)` -> ClassifierOutput; figures of classifier_report on the whole split."""
+def predict(forward, data: Split, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`forward(rows, ids, mask)` -> ClassifierOutput; returns primary probs, tag probs and index over the split."""
     outs = [[], [], []]
     for idx, ids, mask, *_ in data.batches(batch, shuffle=False):
         out = forward(idx, ids, mask)
         for o, x in zip(outs, (out.primary_logits.softmax(-1), torch.sigmoid(out.tag_logits), out.index)):
             o.append(x.float().cpu().numpy())
-    p, t, c = (np.concatenate(o) for o in outs)
-    return classifier_report(p, t, c, data.label.numpy(), data.tags.numpy(), data.index.numpy())
+    return tuple(np.concatenate(o) for o in outs)
+
+
+def report(probs: tuple, data: Split, tag_threshold: float = 0.5) -> dict:
+    return classifier_report(*probs, data.label.numpy(), data.tags.numpy(), data.index.numpy(), tag_threshold)
+
+
+def evaluate(forward, data: Split, tag_threshold: float = 0.5) -> dict:
+    return report(predict(forward, data), data, tag_threshold)
 
 
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,

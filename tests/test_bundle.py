@@ -106,3 +106,31 @@ def test_wrong_model_inputs(tmp_path, tiny_bundle):
 def test_missing_directory(tmp_path):
     with pytest.raises(BundleError, match="not found"):
         load_bundle(tmp_path / "nope")
+
+
+def test_mobile_bundle_ort_format(tiny_bundle, tmp_path):
+    from conftest import TITLES
+    from export.mobile_bundle import make_mobile_bundle
+    mobile = make_mobile_bundle(tiny_bundle, tmp_path / "mobile")
+    b = load_bundle(mobile)
+    assert b.model_file("classifier").name == "classifier.ort"
+    assert not (mobile / "classifier.onnx").exists()
+    ops = (mobile / "required_operators.config").read_text()
+    assert "DynamicQuantizeLinear" in ops and "LayerNormalization" in ops
+    a = ContentClassifier(tiny_bundle).classify(TITLES)
+    m = ContentClassifier(mobile).classify(TITLES)
+    assert [r.primary_prob for r in a] == [r.primary_prob for r in m]
+
+
+def test_ort_file_preferred_when_both_present(tiny_bundle, tmp_path):
+    from export.mobile_bundle import make_mobile_bundle
+    both = make_mobile_bundle(tiny_bundle, tmp_path / "both", keep_onnx=True)
+    b = load_bundle(both)
+    assert b.model("classifier")["file"] == "classifier.onnx"
+    assert b.model_file("classifier").name == "classifier.ort"
+    f = both / "classifier.ort"
+    data = bytearray(f.read_bytes())
+    data[100] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="classifier.ort.*sha256"):
+        load_bundle(both)

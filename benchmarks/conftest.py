@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmark suites: the shipped bundle, realistic titles, the variants under test.
+
+Teacher and fp32-student variants need the training outputs under work/ (`python -m export.build_default`);
+without them those rows are skipped with the reason, and the shipped INT8 bundle is still measured.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_rec import ContentClassifier, default_bundle_path
+from edge_rec.cli import DEMO_TITLES
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "work"
+DATA = ROOT.parent / "shared" / "data"
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "sse4", "fma", "amx", "f16c"))
+                         or "vnni" in f]
+                break
+    except OSError:
+        pass
+    return {"cpu": model or platform.machine(), "flags": " ".join(sorted(set(flags)))}
+
+
+@pytest.fixture(scope="session")
+def titles() -> list[str]:
+    """Held-out test titles (real lengths: median 19 tokens), or the demo titles without ../shared/data."""
+    if (DATA / "toutiao_partial").is_dir():
+        from export.news_data import read_corpora, split
+        test = split(read_corpora(DATA), seed=13)[2]
+        return [e.title for e in test[:256]]
+    return DEMO_TITLES * 32
+
+
+@pytest.fixture(scope="session")
+def median_title(titles) -> str:
+    clf = ContentClassifier(profile="phone")
+    lengths = [len(e.ids) for e in clf.tokenizer.encode_batch(titles)]
+    return titles[int(np.argsort(lengths)[len(lengths) // 2])]
+
+
+def percentiles(benchmark) -> None:
+    """p50/p90/p99 in ms into the benchmark's extra_info (pytest-benchmark reports median, not p90/p99)."""
+    data = np.array(benchmark.stats.stats.data) * 1e3
+    benchmark.extra_info.update({f"p{q}_ms": round(float(np.percentile(data, q)), 4) for q in (50, 90, 99)})

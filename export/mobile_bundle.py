@@ -1,0 +1,60 @@
+"""Make a mobile bundle: each model converted to onnxruntime's ORT format, plus the operators they need.
+
+    python -m export.mobile_bundle assets/zh-news build/zh-news-mobile [--keep-onnx]
+
+The ORT format loads without the ONNX protobuf parser and runs on the minimal/mobile builds of onnxruntime;
+`required_operators.config` is the input of a reduced-size build (`build.sh --minimal_build
+--include_ops_by_config required_operators.config`). The runtime loads a model's `ort_file` in preference to its
+`file`; without --keep-onnx the .onnx files are left out to keep the bundle small.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import tempfile
+from pathlib import Path
+
+from edge_rec.bundle import load_bundle
+from export.bundle_writer import write_manifest
+from export.ort_format import to_ort_format
+
+
+def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_platform: str = "arm") -> Path:
+    bundle = load_bundle(src)
+    manifest = copy.deepcopy(bundle.manifest)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in manifest["files"] if not n.endswith((".onnx", ".ort", ".config"))]
+    for name in names:
+        shutil.copyfile(bundle.file(name), out / name)
+    with tempfile.TemporaryDirectory() as tmp:
+        for role, entry in manifest["models"].items():
+            ort, ops = to_ort_format(bundle.file(entry["file"]), Path(tmp) / role, target_platform)
+            shutil.copyfile(ort, out / ort.name)
+            entry["ort_file"] = ort.name
+            names.append(ort.name)
+            if keep_onnx:
+                shutil.copyfile(bundle.file(entry["file"]), out / entry["file"])
+                names.append(entry["file"])
+            else:
+                entry["file"] = ort.name
+        # One model per role so far: the config of the last conversion lists every operator the bundle needs.
+        shutil.copyfile(ops, out / ops.name)
+        names.append(ops.name)
+    manifest["mobile"] = {"format": "ort", "target_platform": target_platform, "source_bundle": bundle.name}
+    return write_manifest(out, manifest, names)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.mobile_bundle", description=__doc__.split("\n")[0])
+    ap.add_argument("src", type=Path, help="bundle directory")
+    ap.add_argument("out", type=Path, help="output directory")
+    ap.add_argument("--keep-onnx", action="store_true", help="also keep the .onnx files (desktop + mobile)")
+    ap.add_argument("--target-platform", choices=["arm", "amd64"], default="arm")
+    a = ap.parse_args(argv)
+    print(make_mobile_bundle(a.src, a.out, a.keep_onnx, a.target_platform))
+
+
+if __name__ == "__main__":
+    main()

