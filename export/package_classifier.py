@@ -27,7 +27,7 @@ from export.train_classifier import evaluate, load_prep, load_without_embeddings
 def tune_tag_threshold(model: ContentClassifierModel, val) -> float:
     """The tag threshold with the best micro-F1 on validation: tags are sparse, so 0.5 predicts almost none."""
     probs = predict(lambda idx, ids, mask: model(ids, mask), val)
-    grid = [round(x, 2) for x in np.arange(0.05, 0.55, 0.05)]
+    grid = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.55, 0.05)]
     return grid[int(np.argmax([report(probs, val, t)["tag_micro_f1"] for t in grid]))]
 
 
