@@ -21,9 +21,8 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
     if variant == "student-int8-ort":
         return _ort(_without_ort_file(bundle, tmp), threads), None
     if variant == "student-int8-ort-format":
-        if "classifier.ort" not in load_bundle(bundle).manifest["files"]:
-            return None, "the bundle has no ORT-format model"
-        return _ort(bundle, threads), None
+        from export.mobile_bundle import make_mobile_bundle
+        return _ort(make_mobile_bundle(bundle, tmp / "mobile"), threads), None
     if not (work / "student" / "model.json").exists():
         return None, f"{work}/student missing: run python -m export.build_default"
     import torch
