@@ -19,6 +19,7 @@ def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict
                       ) -> tuple[Path, Path, float]:
     """Export fp32, verify it against torch on `sample`, quantize to INT8. Returns (fp32, int8, max abs diff)."""
     workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     head = InferenceHead(model.eval())
     dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
     fp32 = export_onnx(head, sample, InferenceHead.output_names, workdir / "classifier.fp32.onnx", dynamic)

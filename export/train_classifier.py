@@ -109,7 +109,8 @@ def load_prep(prep: Path):
 
 def teacher_model(prep: Path, meta: dict) -> ContentClassifierModel:
     tf = read_teacher(prep / "teacher.e5s1")
-    model = ContentClassifierModel(ClassifierConfig(tf.config, n_primary=len(meta["labels"]), n_tags=len(meta["tags"])))
+    model = ContentClassifierModel(ClassifierConfig(tf.config, n_primary=len(meta["labels"]), n_tags=len(meta["tags"]),
+                                                    vector_dim=tf.config.hidden))
     model.encoder.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in encoder_state_dict(tf).items()})
     with torch.no_grad():  # the teacher's vector is e5's own normalised embedding
         model.project.weight.copy_(torch.eye(tf.config.hidden))
@@ -153,11 +154,16 @@ def load_cache(prep: Path, data: dict, k: int) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------- losses and evaluation
-def task_loss(out, label, tags, index) -> torch.Tensor:
+def tag_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """BCE over the tags; pos_weight > 1 counters their sparsity (most titles carry none of the 300 tags)."""
+    weight = torch.tensor(pos_weight, device=logits.device, dtype=logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
+
+
+def task_loss(out, label, tags, index, tag_pos_weight: float) -> torch.Tensor:
     known = ~torch.isnan(index)
     idx_loss = F.mse_loss(out.index[known], index[known]) if known.any() else out.index.sum() * 0
-    return F.cross_entropy(out.primary_logits, label) + F.binary_cross_entropy_with_logits(out.tag_logits, tags) \
-        + idx_loss
+    return F.cross_entropy(out.primary_logits, label) + tag_loss(out.tag_logits, tags, tag_pos_weight) + idx_loss
 
 
 @torch.no_grad()
@@ -270,7 +276,8 @@ def cached_forward(model: ContentClassifierModel, cache: dict, data: dict, first
     return make
 
 
-def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device) -> None:
+def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device,
+             tag_pos_weight: float = 1.0) -> None:
     """Fine-tune the top `top` layers + MMoE heads on the cached output of the frozen layers below."""
     data, meta = load_prep(prep)
     log = logger(out.with_suffix(".log"))
@@ -286,14 +293,15 @@ def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int
     log(f"teacher: layers {first}..{model.cfg.encoder.layers - 1} + MMoE trained, layers below frozen and cached")
 
     def step_loss(idx, ids, mask, label, tags, index):
-        return task_loss(forward("train")(idx, ids, mask), label, tags, index)
+        return task_loss(forward("train")(idx, ids, mask), label, tags, index, tag_pos_weight)
 
     # The heads start from random weights: they learn 10x faster than the pretrained layers.
     train_loop(model, [{"params": encoder}, {"params": heads, "lr_scale": 10.0}], data, epochs, lr, batch,
                step_loss, forward("val"), log, device)
     test = evaluate(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data["test"])
     log(f"teacher fp32 (torch) test: {test}")
-    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "test": test, "top": top}, out)
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "test": test, "top": top,
+                "tag_pos_weight": tag_pos_weight}, out)
 
 
 def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
@@ -341,7 +349,7 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
         hidden = sum(((s.hidden[i + 1] - target) ** 2 * m).sum() / (m.sum() * s.pooled.shape[-1])
                      for i, target in enumerate(targets)) / layers
         return (kd + 0.5 * F.cross_entropy(s.primary_logits, label)
-                + F.binary_cross_entropy_with_logits(s.tag_logits, tag_target)
+                + tag_loss(s.tag_logits, tag_target, ckpt.get("tag_pos_weight", 1.0))
                 + F.mse_loss(s.index, t.index.float()) + hidden
                 + (1 - F.cosine_similarity(s.vector, t.vector.float(), dim=-1)).mean())
 
@@ -375,6 +383,7 @@ def main(argv=None) -> None:
         q.add_argument("--seed", type=int, default=0)
         if name == "finetune":
             q.add_argument("--top", type=int, default=2, help="layers fine-tuned; those below stay frozen")
+            q.add_argument("--tag-pos-weight", type=float, default=1.0, help="BCE weight of positive tags")
         if name == "distill":
             q.add_argument("--teacher", type=Path, required=True)
             q.add_argument("--layers", type=int, default=2)
@@ -388,7 +397,7 @@ def main(argv=None) -> None:
         return build_cache(a.prep, [int(k) for k in a.keep.split(",")], device)
     torch.manual_seed(a.seed)
     if a.cmd == "finetune":
-        finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device)
+        finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device, a.tag_pos_weight)
     else:
         distill(a.prep, a.teacher, a.layers, a.out, a.epochs, a.lr, a.batch, a.temperature, device)
 

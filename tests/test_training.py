@@ -1,0 +1,73 @@
+"""The training pipeline end to end on a tiny teacher file and a synthetic, learnable task: cache -> finetune ->
+distill -> package-style reload and export."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from export.classifier_bundle import export_classifier
+from export.teacher_file import write_teacher
+from export.train_classifier import load_without_embeddings, main, tag_loss, teacher_layers
+from test_teacher_file import tiny_teacher
+
+
+def test_teacher_layers_mapping():
+    assert teacher_layers(12, 2) == [5, 11]
+    assert teacher_layers(12, 3) == [3, 7, 11]
+    assert teacher_layers(12, 4) == [2, 5, 8, 11]
+
+
+def test_tag_pos_weight_raises_the_cost_of_missed_tags():
+    logits, target = torch.full((1, 4), -2.0), torch.tensor([[1.0, 0, 0, 0]])
+    assert tag_loss(logits, target, 10.0) > 5 * tag_loss(logits, target, 1.0)
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    """Titles whose label is which of three marker tokens they contain; tag k when token 20 + k is present."""
+    out = tmp_path_factory.mktemp("prep")
+    tf, _ = tiny_teacher()
+    write_teacher(tf, out / "teacher.e5s1")
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for name, n in (("train", 192), ("val", 64), ("test", 64)):
+        lens = rng.integers(5, 12, n)
+        ids = np.full((n, 16), tf.pad, dtype=np.uint16)
+        label = rng.integers(0, 3, n)
+        tags = np.zeros((n, 4), dtype=np.uint8)
+        for i, ln in enumerate(lens):
+            ids[i, :ln] = rng.integers(30, tf.config.vocab_size, ln)
+            ids[i, 0], ids[i, ln - 1] = tf.bos, tf.eos
+            ids[i, 1 + label[i] % (ln - 2)] = 10 + label[i]
+            if label[i] == 0:
+                ids[i, 2] = 20
+                tags[i, 0] = 1
+        arrays.update({f"{name}_ids": ids, f"{name}_len": lens.astype(np.int16), f"{name}_label": label,
+                       f"{name}_tags": tags,
+                       f"{name}_index": np.where(label == 1, np.nan, 0.3 + 0.2 * label).astype(np.float32)})
+    np.savez(out / "data.npz", **arrays)
+    (out / "meta.json").write_text(json.dumps({"labels": ["a", "b", "c"], "tags": ["t0", "t1", "t2", "t3"],
+                                               "max_length": 16, "pad_id": tf.pad}))
+    return out
+
+
+def test_cache_finetune_distill(prep):
+    torch.manual_seed(0)
+    main(["cache", "--prep", str(prep), "--keep", "1", "--device", "cpu"])
+    main(["finetune", "--prep", str(prep), "--top", "1", "--epochs", "6", "--lr", "1e-3", "--batch", "16",
+          "--device", "cpu", "--tag-pos-weight", "3", "--out", str(prep / "teacher.pt")])
+    teacher = torch.load(prep / "teacher.pt", weights_only=True)
+    assert teacher["top"] == 1 and teacher["tag_pos_weight"] == 3
+    assert teacher["test"]["accuracy"] > 0.6  # chance is 1/3: the marker tokens were learned
+    main(["distill", "--prep", str(prep), "--teacher", str(prep / "teacher.pt"), "--layers", "1", "--epochs", "6",
+          "--lr", "1e-3", "--batch", "16", "--device", "cpu", "--out", str(prep / "student")])
+    student, info = load_without_embeddings(prep / "student", prep)
+    assert student.cfg.encoder.layers == 1 and info["metrics"]["teacher_layers"] == [1]
+    assert info["metrics"]["student_fp32_torch"]["accuracy"] > 0.5
+    # The frozen word embeddings come back bit for bit from the teacher file.
+    from export.teacher_file import read_teacher
+    np.testing.assert_array_equal(student.encoder.word.weight.detach().numpy(),
+                                  read_teacher(prep / "teacher.e5s1").array("emb.word"))
+    ids = torch.tensor([[0, 10, 40, 2]])
+    export_classifier(student, prep / "onnx", {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
