@@ -116,6 +116,8 @@ def _check_files(path: Path, manifest: dict, verify: bool) -> None:
     files = manifest["files"]
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{path / MANIFEST}: 'files' must map file names to their sha256 and size")
+    if not isinstance(manifest["models"], dict) or not manifest["models"]:
+        raise BundleError(f"{path / MANIFEST}: 'models' must map model roles to their file and signature")
     for name, meta in files.items():
         f = path / name
         if Path(name).name != name:
@@ -150,5 +152,27 @@ def _check_content(mpath: Path, manifest: dict) -> None:
     max_length = tok.get("max_length")
     if not isinstance(max_length, int) or max_length < 2:
         raise BundleError(f"{mpath}: tokenizer.max_length must be an integer >= 2, got {max_length!r}")
-    if not isinstance(tok.get("pad_id"), int):
-        raise BundleError(f"{mpath}: tokenizer.pad_id must be an integer, got {tok.get('pad_id')!r}")
+    checks = {("tokenizer", "pad_id"): (tok.get("pad_id"), _is_count),
+              ("tokenizer", "prefix"): (tok.get("prefix", ""), lambda v: isinstance(v, str)),
+              ("tokenizer", "max_chars"): (tok.get("max_chars", 1), lambda v: _is_count(v) and v > 0)}
+    for section in ("pipeline", "metrics"):
+        if not isinstance(manifest.get(section, {}), dict):
+            raise BundleError(f"{mpath}: {section!r} must be an object, got {type(manifest[section]).__name__}")
+    for key, check in _PIPELINE_CHECKS.items():
+        if key in manifest.get("pipeline", {}):
+            checks[("pipeline", key)] = (manifest["pipeline"][key], check)
+    for (section, key), (value, ok) in checks.items():
+        if not ok(value):
+            raise BundleError(f"{mpath}: {section}.{key} has an invalid value {value!r}")
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_probability(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+
+
+# Pipeline knobs the runtime reads, checked at load so a bad manifest fails there and not at the first call.
+_PIPELINE_CHECKS = {"tag_threshold": _is_probability, "batch_size": lambda v: _is_count(v) and v > 0}
