@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_rec import ContentClassifier, default_bundle_path
+from edge_rec import ContentClassifier
 from edge_rec.cli import DEMO_TITLES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
     import torch
 
     from export.classifier_bundle import export_classifier, write_classifier_bundle
-    from export.train_classifier import load_prep, load_without_embeddings
+    from export.train_classifier import load_without_embeddings
     from tokenizers import Tokenizer
     b = load_bundle(bundle)
     tok = b.tokenizer
@@ -43,11 +43,8 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
     if variant == "teacher-fp32-torch":
         if not (work / "teacher.pt").exists():
             return None, f"{work}/teacher.pt missing: run python -m export.build_default"
-        from export.classifier import ClassifierConfig, ContentClassifierModel, InferenceHead
-        ckpt = torch.load(work / "teacher.pt", map_location="cpu", weights_only=True)
-        model = ContentClassifierModel(ClassifierConfig.from_dict(ckpt["config"]))
-        model.load_state_dict(ckpt["state_dict"])
-        head = InferenceHead(model.eval())
+        from export.classifier import InferenceHead, load_checkpoint
+        head = InferenceHead(load_checkpoint(work / "teacher.pt")[0])
         tokenizer = Tokenizer.from_file(str(b.file(tok["file"])))
         tokenizer.enable_truncation(tok["max_length"])
         tokenizer.enable_padding(pad_id=tok["pad_id"])

@@ -19,7 +19,7 @@ import torch
 from tokenizers import Tokenizer
 
 from edge_rec.sessions import make_session
-from export.classifier import ClassifierConfig, ContentClassifierModel
+from export.classifier import ContentClassifierModel, load_checkpoint
 from export.classifier_bundle import export_classifier, write_classifier_bundle
 from export.train_classifier import evaluate, load_prep, load_without_embeddings, predict, report
 
@@ -72,10 +72,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
     data, meta = load_prep(prep)
     test = data["test"]
     student, info = load_without_embeddings(student_path, prep)
-    ckpt = torch.load(teacher_path, map_location="cpu", weights_only=True)
-    teacher = ContentClassifierModel(ClassifierConfig.from_dict(ckpt["config"]))
-    teacher.load_state_dict(ckpt["state_dict"])
-    teacher.eval()
+    teacher, ckpt = load_checkpoint(teacher_path)
     tokenizer = Tokenizer.from_file(str(prep / "tokenizer.json"))
     # The bundle's tokenizer must give exactly the ids the model was trained and evaluated on.
     titles = meta["titles"]["test"]
@@ -110,8 +107,8 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
                                 tags=meta["tags"], max_length=meta["max_length"], pad_id=meta["pad_id"],
                                 pipeline={"tag_threshold": threshold}, metrics=metrics,
                                 extra={"label_codes": meta["codes"]})
-    metrics["bundle_bytes"] = sum(f.stat().st_size for f in out.iterdir())
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    metrics["bundle_bytes"] = sum(f["bytes"] for f in manifest["files"].values())  # model + tokenizer files
     manifest["metrics"]["bundle_bytes"] = metrics["bundle_bytes"]
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return metrics

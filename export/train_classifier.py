@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.classifier import ClassifierConfig, ContentClassifierModel, InferenceHead
+from export.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
 from export.metrics import classifier_report
 from export.news_data import CODES, NAMES, Targets, read_corpora, split
 from export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
@@ -300,8 +300,7 @@ def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int
                step_loss, forward("val"), log, device)
     test = evaluate(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data["test"])
     log(f"teacher fp32 (torch) test: {test}")
-    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "test": test, "top": top,
-                "tag_pos_weight": tag_pos_weight}, out)
+    save_checkpoint(model, out, test=test, top=top, tag_pos_weight=tag_pos_weight)
 
 
 def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
@@ -311,10 +310,8 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
-    ckpt = torch.load(teacher_path, map_location="cpu", weights_only=True)
-    teacher = ContentClassifierModel(ClassifierConfig.from_dict(ckpt["config"]))
-    teacher.load_state_dict(ckpt["state_dict"])
-    teacher = teacher.to(device).eval().requires_grad_(False)
+    teacher, ckpt = load_checkpoint(teacher_path)
+    teacher = teacher.to(device).requires_grad_(False)
     n_teacher = teacher.cfg.encoder.layers
     first = n_teacher - ckpt["top"]
     picked = teacher_layers(n_teacher, layers)
