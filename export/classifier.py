@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.encoder import Encoder, EncoderConfig
+from export.encoder import Encoder, EncoderConfig, require_positive
 
 
 @dataclass
@@ -32,10 +32,8 @@ class ClassifierConfig:
     def __post_init__(self):
         if isinstance(self.encoder, dict):
             self.encoder = EncoderConfig(**self.encoder)
-        for name in ("n_primary", "n_tags", "n_experts", "expert_hidden", "expert_dim", "tower_hidden",
-                     "index_hidden", "vector_dim"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ClassifierConfig.{name} must be > 0, got {getattr(self, name)}")
+        require_positive(self, ("n_primary", "n_tags", "n_experts", "expert_hidden", "expert_dim", "tower_hidden",
+                                "index_hidden", "vector_dim"))
         if self.n_primary < 2:
             raise ValueError(f"ClassifierConfig.n_primary must be >= 2 (a softmax over categories), got {self.n_primary}")
 

@@ -13,6 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def require_positive(cfg, names) -> None:
+    """ValueError naming the first of the config's fields `names` that is not > 0."""
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be > 0, got {getattr(cfg, name)}")
+
+
 @dataclass
 class EncoderConfig:
     vocab_size: int = 250037
@@ -25,9 +32,7 @@ class EncoderConfig:
     pad_id: int = 1
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden", "layers", "heads", "ff", "max_positions"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"EncoderConfig.{name} must be > 0, got {getattr(self, name)}")
+        require_positive(self, ("vocab_size", "hidden", "layers", "heads", "ff", "max_positions"))
         if self.hidden % self.heads:
             raise ValueError(f"EncoderConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if not 0 <= self.pad_id < self.vocab_size:
