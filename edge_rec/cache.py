@@ -34,7 +34,3 @@ class LRUCache(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()

@@ -24,10 +24,6 @@ class Classification:
     index: float  # category index c in [0, 1]: how typical the text is of its primary category
     vector: np.ndarray  # (vector_dim,) float32, unit norm
 
-    @property
-    def tag_names(self) -> list[str]:
-        return [t for t, _ in self.tags]
-
     def to_dict(self, with_vector: bool = False) -> dict:
         d = {"primary": self.primary, "primary_prob": round(self.primary_prob, 6),
              "tags": [{"tag": t, "prob": round(p, 6)} for t, p in self.tags], "index": round(self.index, 6)}
