@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_rec.checks import is_count, is_probability
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DEFAULT_BUNDLE = "zh-news"
@@ -152,9 +154,9 @@ def _check_content(mpath: Path, manifest: dict) -> None:
     max_length = tok.get("max_length")
     if not isinstance(max_length, int) or max_length < 2:
         raise BundleError(f"{mpath}: tokenizer.max_length must be an integer >= 2, got {max_length!r}")
-    checks = {("tokenizer", "pad_id"): (tok.get("pad_id"), _is_count),
+    checks = {("tokenizer", "pad_id"): (tok.get("pad_id"), is_count),
               ("tokenizer", "prefix"): (tok.get("prefix", ""), lambda v: isinstance(v, str)),
-              ("tokenizer", "max_chars"): (tok.get("max_chars", 1), lambda v: _is_count(v) and v > 0)}
+              ("tokenizer", "max_chars"): (tok.get("max_chars", 1), lambda v: is_count(v) and v > 0)}
     for section in ("pipeline", "metrics"):
         if not isinstance(manifest.get(section, {}), dict):
             raise BundleError(f"{mpath}: {section!r} must be an object, got {type(manifest[section]).__name__}")
@@ -166,13 +168,5 @@ def _check_content(mpath: Path, manifest: dict) -> None:
             raise BundleError(f"{mpath}: {section}.{key} has an invalid value {value!r}")
 
 
-def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _is_probability(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-
-
 # Pipeline knobs the runtime reads, checked at load so a bad manifest fails there and not at the first call.
-_PIPELINE_CHECKS = {"tag_threshold": _is_probability, "batch_size": lambda v: _is_count(v) and v > 0}
+_PIPELINE_CHECKS = {"tag_threshold": is_probability, "batch_size": lambda v: is_count(v) and v > 0}

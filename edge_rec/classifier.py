@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 
 from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.cache import LRUCache
+from edge_rec.checks import positive_int, probability
 from edge_rec.sessions import check_io, make_session, resolve_threads
 
 INPUTS = {"input_ids", "attention_mask"}
@@ -44,9 +45,9 @@ class ContentClassifier:
                  batch_size: int | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         cfg = self.bundle.pipeline
-        self.tag_threshold = _unit_interval("tag_threshold", cfg.get("tag_threshold", 0.5)
-                                            if tag_threshold is None else tag_threshold)
-        self.batch_size = _positive_int("batch_size", cfg.get("batch_size", 32) if batch_size is None else batch_size)
+        self.tag_threshold = probability("tag_threshold", cfg.get("tag_threshold", 0.5)
+                                         if tag_threshold is None else tag_threshold)
+        self.batch_size = positive_int("batch_size", cfg.get("batch_size", 32) if batch_size is None else batch_size)
         self.threads = resolve_threads(profile, threads)
         tok = self.bundle.tokenizer
         self.max_length = tok["max_length"]
@@ -149,15 +150,3 @@ class ContentClassifier:
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
                 index=float(index[b]), vector=vector[b].astype(np.float32, copy=False)))
         return results
-
-
-def _unit_interval(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value

@@ -7,6 +7,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edge_rec.bundle import BundleError
+from edge_rec.checks import positive_int
 
 # One thread stands in for a phone-class core, two for a tablet, all cores for a PC (DESIGN.md).
 PROFILES = {"phone": 1, "tablet": 2, "pc": os.cpu_count() or 1}
@@ -14,9 +15,7 @@ PROFILES = {"phone": 1, "tablet": 2, "pc": os.cpu_count() or 1}
 
 def resolve_threads(profile: str = "phone", threads: int | None = None) -> int:
     if threads is not None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {threads!r}")
-        return threads
+        return positive_int("threads", threads)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[profile]
