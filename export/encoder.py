@@ -98,9 +98,9 @@ class Encoder(nn.Module):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         return self.emb_ln(self.word(input_ids) + self.pos(positions)[None] + self.token_type)  # (B, T, H)
 
-    def encode(self, x: torch.Tensor, attention_mask: torch.Tensor, first: int = 0
+    def encode(self, x: torch.Tensor, attention_mask: torch.Tensor, first: int = 0, stop: int | None = None
                ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Run layers `first`.. on x, the hidden state entering layer `first` (B, T, H).
+        """Run layers `first`..`stop`-1 (default: to the top) on x, the hidden state entering layer `first` (B, T, H).
 
         Returns [x, after layer first, ...] and the mean-pooled last state (B, H). Training with frozen lower
         layers caches their output once and starts here.
@@ -108,7 +108,7 @@ class Encoder(nn.Module):
         mask = attention_mask.to(x.dtype)  # (B, T)
         bias = ((1.0 - mask) * -10000.0)[:, None, None, :]  # (B, 1, 1, T)
         hidden = [x]
-        for layer in self.layers[first:]:
+        for layer in self.layers[first:stop]:
             x = layer(x, bias)
             hidden.append(x)
         return hidden, mean_pool(x, mask)

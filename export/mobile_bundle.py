@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
-import tempfile
 from pathlib import Path
 
 from edge_rec.bundle import load_bundle
@@ -28,20 +27,17 @@ def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_pla
     names = [n for n in manifest["files"] if not n.endswith((".onnx", ".ort", ".config"))]
     for name in names:
         shutil.copyfile(bundle.file(name), out / name)
-    with tempfile.TemporaryDirectory() as tmp:
-        for role, entry in manifest["models"].items():
-            ort, ops = to_ort_format(bundle.file(entry["file"]), Path(tmp) / role, target_platform)
-            shutil.copyfile(ort, out / ort.name)
-            entry["ort_file"] = ort.name
-            names.append(ort.name)
-            if keep_onnx:
-                shutil.copyfile(bundle.file(entry["file"]), out / entry["file"])
-                names.append(entry["file"])
-            else:
-                entry["file"] = ort.name
-        # One model per role so far: the config of the last conversion lists every operator the bundle needs.
-        shutil.copyfile(ops, out / ops.name)
-        names.append(ops.name)
+    entries = list(manifest["models"].values())
+    orts, ops = to_ort_format([bundle.file(e["file"]) for e in entries], out, target_platform)
+    for entry, ort in zip(entries, orts):
+        if keep_onnx:
+            shutil.copyfile(bundle.file(entry["file"]), out / entry["file"])
+            names.append(entry["file"])
+        else:
+            entry["file"] = ort.name
+        entry["ort_file"] = ort.name
+        names.append(ort.name)
+    names.append(ops.name)
     manifest["mobile"] = {"format": "ort", "target_platform": target_platform, "source_bundle": bundle.name}
     return write_manifest(out, manifest, names)
 

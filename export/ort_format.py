@@ -8,22 +8,25 @@ from pathlib import Path
 from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
 
-def to_ort_format(onnx_path: Path, out_dir: Path, target_platform: str = "arm") -> tuple[Path, Path]:
-    """Write `<stem>.ort` and `required_operators.config` into out_dir.
+def to_ort_format(onnx_paths: list[Path], out_dir: Path, target_platform: str = "arm") -> tuple[list[Path], Path]:
+    """Write `<stem>.ort` for every model and one `required_operators.config` covering all of them into out_dir.
 
     'Fixed' style bakes the graph optimizations in (the advice for CPU-only use); target_platform "arm" keeps out
     x86-only kernels so the same file runs on phones and, as tested here, on x86.
     """
-    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
+    out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in"
+        src, dst = Path(tmp) / "in", Path(tmp) / "out"
         src.mkdir()
-        shutil.copyfile(onnx_path, src / onnx_path.name)
-        convert_onnx_models_to_ort(src, Path(tmp) / "out", [OptimizationStyle.Fixed], target_platform=target_platform,
+        for path in onnx_paths:
+            shutil.copyfile(path, src / Path(path).name)
+        # One conversion over the folder: its config lists the operators of every model together.
+        convert_onnx_models_to_ort(src, dst, [OptimizationStyle.Fixed], target_platform=target_platform,
                                    enable_type_reduction=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        ort = out_dir / f"{onnx_path.stem}.ort"
+        orts = [out_dir / f"{Path(path).stem}.ort" for path in onnx_paths]
+        for ort in orts:
+            shutil.copyfile(dst / ort.name, ort)
         ops = out_dir / "required_operators.config"
-        shutil.copyfile(Path(tmp) / "out" / f"{onnx_path.stem}.ort", ort)
-        shutil.copyfile(next((Path(tmp) / "out").glob("*.config")), ops)
-    return ort, ops
+        shutil.copyfile(next(dst.glob("*.config")), ops)
+    return orts, ops

@@ -21,24 +21,20 @@ from tokenizers import Tokenizer
 from edge_rec.sessions import make_session
 from export.classifier import ContentClassifierModel, load_checkpoint
 from export.classifier_bundle import export_classifier, write_classifier_bundle
-from export.train_classifier import evaluate, load_prep, load_without_embeddings, predict, report
+from export.train_classifier import evaluate, load_prep, load_without_embeddings, predict, probabilities, report
 
 
 def tune_tag_threshold(model: ContentClassifierModel, val) -> float:
     """The tag threshold with the best micro-F1 on validation: tags are sparse, so 0.5 predicts almost none."""
-    probs = predict(lambda idx, ids, mask: model(ids, mask), val)
+    probs = predict(lambda idx, ids, mask: probabilities(model(ids, mask)), val)
     grid = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.55, 0.05)]
     return grid[int(np.argmax([report(probs, val, t)["tag_micro_f1"] for t in grid]))]
 
 
 def onnx_report(path: Path, split, tag_threshold: float, threads: int = 2, batch: int = 64) -> dict:
     sess = make_session(path, threads)
-    outs = [[], [], []]
-    for _, ids, mask, *_ in split.batches(batch, shuffle=False):
-        p, t, c, _ = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-        for o, x in zip(outs, (p, t, c)):
-            o.append(x)
-    return report(tuple(np.concatenate(o) for o in outs), split, tag_threshold)
+    run = lambda idx, ids, mask: sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[:3]  # noqa: E731
+    return report(predict(run, split, batch), split, tag_threshold)
 
 
 def p50_ms(fn, warmup: int = 20, runs: int = 200) -> float:
@@ -75,9 +71,8 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
     teacher, ckpt = load_checkpoint(teacher_path)
     tokenizer = Tokenizer.from_file(str(prep / "tokenizer.json"))
     # The bundle's tokenizer must give exactly the ids the model was trained and evaluated on.
-    titles = meta["titles"]["test"]
-    for title, enc in zip(titles, tokenizer.encode_batch(titles)):
-        row = titles.index(title)
+    titles = meta["titles"]["test"]  # the first test titles, in split order
+    for row, (title, enc) in enumerate(zip(titles, tokenizer.encode_batch(titles))):
         if enc.ids != test.ids[row, :int(test.len[row])].tolist():
             raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
 
@@ -107,10 +102,6 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
                                 tags=meta["tags"], max_length=meta["max_length"], pad_id=meta["pad_id"],
                                 pipeline={"tag_threshold": threshold}, metrics=metrics,
                                 extra={"label_codes": meta["codes"]})
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    metrics["bundle_bytes"] = sum(f["bytes"] for f in manifest["files"].values())  # model + tokenizer files
-    manifest["metrics"]["bundle_bytes"] = metrics["bundle_bytes"]
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 

@@ -8,6 +8,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+
 def quantize_int8(src: Path, dst: Path) -> Path:
     """Dynamic INT8: weights of MatMul/Gemm and the embedding Gather stored as int8, activations quantized per call.
 

@@ -139,7 +139,7 @@ def build_cache(prep: Path, keep: list[int], device, batch: int = 64) -> None:
         t0 = time.time()
         for idx, ids, mask, *_ in split_.batches(batch, shuffle=False, by_length=True):
             x = model.encoder.embed(ids.to(device))
-            hidden, _ = model.encoder.encode(x, mask.to(device))
+            hidden, _ = model.encoder.encode(x, mask.to(device), stop=max(keep))  # layers above are not stored
             for k, store in stores.items():
                 h = hidden[k].float().cpu().numpy()
                 for b, i in enumerate(idx.tolist()):
@@ -166,14 +166,19 @@ def task_loss(out, label, tags, index, tag_pos_weight: float) -> torch.Tensor:
     return F.cross_entropy(out.primary_logits, label) + tag_loss(out.tag_logits, tags, tag_pos_weight) + idx_loss
 
 
+def probabilities(out) -> tuple:
+    """ClassifierOutput -> (primary probs, tag probs, index), what the exported graph returns."""
+    return out.primary_logits.softmax(-1), torch.sigmoid(out.tag_logits), out.index
+
+
 @torch.no_grad()
 def predict(forward, data: Split, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`forward(rows, ids, mask)` -> ClassifierOutput; returns primary probs, tag probs and index over the split."""
+    """`forward(rows, ids, mask)` -> a batch's (primary probs, tag probs, index), as torch tensors or numpy arrays;
+    returns them concatenated over the split."""
     outs = [[], [], []]
     for idx, ids, mask, *_ in data.batches(batch, shuffle=False):
-        out = forward(idx, ids, mask)
-        for o, x in zip(outs, (out.primary_logits.softmax(-1), torch.sigmoid(out.tag_logits), out.index)):
-            o.append(x.float().cpu().numpy())
+        for o, x in zip(outs, forward(idx, ids, mask)):
+            o.append(x.float().cpu().numpy() if torch.is_tensor(x) else x)
     return tuple(np.concatenate(o) for o in outs)
 
 
@@ -182,7 +187,8 @@ def report(probs: tuple, data: Split, tag_threshold: float = 0.5) -> dict:
 
 
 def evaluate(forward, data: Split, tag_threshold: float = 0.5) -> dict:
-    return report(predict(forward, data), data, tag_threshold)
+    """`forward(rows, ids, mask)` -> ClassifierOutput; classifier_report over the split."""
+    return report(predict(lambda *batch: probabilities(forward(*batch)), data), data, tag_threshold)
 
 
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
