@@ -3,6 +3,8 @@ __version__ = "0.1.0"
 
 from edge_rec.bundle import Bundle, BundleError, default_bundle_path, load_bundle  # noqa: E402
 from edge_rec.classifier import Classification, ContentClassifier  # noqa: E402
+from edge_rec.items import Item, User  # noqa: E402
+from edge_rec.recommender import EdgeRecommender, Recommendation  # noqa: E402
 
-__all__ = ["Bundle", "BundleError", "Classification", "ContentClassifier", "default_bundle_path", "load_bundle",
-           "__version__"]
+__all__ = ["Bundle", "BundleError", "Classification", "ContentClassifier", "EdgeRecommender", "Item",
+           "Recommendation", "User", "default_bundle_path", "load_bundle", "__version__"]

@@ -7,6 +7,7 @@ import sys
 
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
 from edge_rec.classifier import ContentClassifier
+from edge_rec.recommender import EdgeRecommender
 from edge_rec.sessions import PROFILES
 
 # Real titles from the held-out test split of the Toutiao/TNEWS corpora (never seen in training).
@@ -63,6 +64,35 @@ def _demo(a) -> int:
     return 0
 
 
+def _read_json(path: str, what: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: {what} is not valid JSON ({e})") from None
+
+
+def _read_jsonl(path: str) -> list:
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
+    return items
+
+
+def _recommend(a) -> int:
+    user = _read_json(a.user, "the user")
+    items = _read_jsonl(a.items)
+    rec = EdgeRecommender(a.bundle, profile=a.profile)
+    for r in rec.recommend(user, items, k=a.k):
+        print(json.dumps(r.to_dict(), ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-rec", description="On-device content classification and recommendation.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -80,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Classify a handful of real held-out news titles and print labels, tags, index.")
     _add_bundle_args(p)
     p.set_defaults(func=_demo)
+    p = sub.add_parser("recommend", help="recommend items to a user, one JSON object per recommendation",
+                       description="Recommend items to a user: classify, recall (model + tag match), rank by CTR and "
+                                   "category index; prints one JSON object per recommendation, best first.")
+    p.add_argument("--user", required=True,
+                   help='user.json: {"id", "interest_tags": [...], "history": [{"id", "text"}, ...]}')
+    p.add_argument("--items", required=True, help='items.jsonl: one {"id", "text"} per line')
+    p.add_argument("--k", type=int, default=None, help="how many to return (default: the bundle's)")
+    _add_bundle_args(p)
+    p.set_defaults(func=_recommend)
     return ap
 
 

@@ -53,3 +53,46 @@ def classifier_report(primary_probs: np.ndarray, tag_probs: np.ndarray, index: n
             "tag_micro_f1": round(micro_f1((tag_probs >= tag_threshold).astype(np.int8), tags.astype(np.int8)), 4),
             "index_mae": round(float(np.abs(index[known] - index_target[known]).mean()), 4),
             "index_spearman": round(spearman(index[known], index_target[known]), 4)}
+
+
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count half); nan when y has one class only."""
+    pos = y > 0.5
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((_ranks(score)[pos].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
+
+
+def gauc(score: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
+    """AUC within each group (user) with both classes, averaged weighted by the group's size."""
+    total, weight = 0.0, 0
+    for g in np.unique(group):
+        sel = group == g
+        a = auc(score[sel], y[sel])
+        if not np.isnan(a):
+            total, weight = total + a * sel.sum(), weight + sel.sum()
+    return float(total / weight) if weight else float("nan")
+
+
+def ranking_at_k(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> dict:
+    """Mean nDCG@k and Recall@k over lists (groups) with at least one click."""
+    ndcgs, recalls = [], []
+    for g in np.unique(group):
+        sel = np.flatnonzero(group == g)
+        rel = y[sel][np.argsort(-score[sel], kind="stable")]
+        n_rel = int(rel.sum())
+        if not n_rel:
+            continue
+        gains = 1.0 / np.log2(np.arange(2, k + 2))
+        ndcgs.append(float((rel[:k] * gains[:len(rel[:k])]).sum() / gains[:min(n_rel, k)].sum()))
+        recalls.append(float(rel[:k].sum() / n_rel))
+    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"recall@{k}": float(np.mean(recalls))}
+
+
+def ranking_report(score: np.ndarray, y: np.ndarray, user: np.ndarray, group: np.ndarray, k: int = 10) -> dict:
+    """AUC, gAUC (by user) and, where lists hold more than one item, nDCG@k / Recall@k (by list)."""
+    out = {"n": int(len(y)), "auc": auc(score, y), "gauc": gauc(score, y, user)}
+    if len(np.unique(group)) < len(group):
+        out.update(ranking_at_k(score, y, group, k))
+    return {key: (round(v, 4) if isinstance(v, float) else v) for key, v in out.items()}

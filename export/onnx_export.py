@@ -23,8 +23,8 @@ def export_onnx(module: torch.nn.Module, example: dict[str, torch.Tensor], outpu
     """Export `module(**example)` to `path` as one self-contained ONNX file with the named dynamic axes."""
     path = Path(path)
     module = module.eval()
-    shapes = {name: {axis: torch.export.Dim(label, min=1, max=4096) for axis, label in axes.items()}
-              for name, axes in dynamic.items()}
+    shapes = {name: {axis: torch.export.Dim(label, min=1, max=4096) for axis, label in dynamic.get(name, {}).items()}
+              for name in example}  # inputs without dynamic axes are static
     # Equal labels must be the same Dim object for torch.export to tie the axes together.
     dims: dict[str, torch.export.Dim] = {}
     for axes in shapes.values():
@@ -51,6 +51,7 @@ def check_parity(module: torch.nn.Module, path: Path, inputs: dict[str, torch.Te
     """Max abs difference between torch and onnxruntime over all outputs; raises ParityError past `atol`."""
     with torch.no_grad():
         expected = module.eval()(**inputs)
+    expected = (expected,) if isinstance(expected, torch.Tensor) else expected
     got = run_onnx(path, {k: v.numpy() for k, v in inputs.items()})
     worst = 0.0
     for name, e, g in zip(output_names, expected, got):

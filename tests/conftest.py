@@ -75,3 +75,55 @@ def make_bundle(out: Path, onnx_path: Path, **overrides) -> Path:
 @pytest.fixture()
 def tiny_bundle(tiny_export, tmp_path) -> Path:
     return make_bundle(tmp_path / "bundle", tiny_export[2])
+
+
+# ---------------------------------------------------------------- tiny recall + ranker models
+RANK_LABELS = [f"primary:{p}" for p in LABELS] + [f"tag:{t}" for t in TAGS]
+
+
+def tiny_click_log(n_items: int = 12, seed: int = 0):
+    """Random item features (labels of the tiny taxonomy, c, 16-d vectors) and three visits to export with."""
+    from export.interactions import Impression, ItemTable
+
+    rng = np.random.default_rng(seed)
+    labels = [[int(rng.integers(1, 6))] + list(rng.choice(np.arange(6, 12), 2, replace=False)) for _ in range(n_items)]
+    vectors = rng.normal(size=(n_items, 16)).astype(np.float32)
+    items = ItemTable.build([str(i) for i in range(n_items)], labels, rng.random(n_items),
+                            vectors / np.linalg.norm(vectors, axis=1, keepdims=True), RANK_LABELS, 3)
+    visits = [Impression(0, v, np.arange(1, 1 + v * 3), np.array([2, 5, 7, 9]), np.array([1, 0, 0, 1], np.float32))
+              for v in range(1, 4)]
+    return items, visits
+
+
+@pytest.fixture(scope="session")
+def tiny_ranking(tmp_path_factory):
+    """{role: onnx} for a tiny DSSM recall model (fp32) and a tiny CTR ranker (INT8), checked against torch."""
+    from export.ctr import CTRConfig, CTRModel
+    from export.dssm import DSSM, DSSMConfig
+    from export.package_ranking import export_ranking_model
+    from export.train_ranking import ItemTensors
+
+    torch.manual_seed(0)
+    items, visits = tiny_click_log()
+    tensors = ItemTensors(items)
+    work = tmp_path_factory.mktemp("ranking")
+    dssm = DSSM(DSSMConfig(len(RANK_LABELS), 3, history_length=6, label_dim=8, hidden=16, out_dim=8))
+    ctr = CTRModel(CTRConfig(len(RANK_LABELS), 3, vector_dim=16, history_length=4, label_dim=8, vector_proj=8,
+                             item_dim=8, hidden=8, mlp=16, dropout=0.0))
+    recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx", int8=False)
+    ranker, _ = export_ranking_model(ctr, tensors, visits, work / "ranker.onnx", int8=True)
+    return {"recall": recall, "ranker": ranker, "models": {"recall": dssm.eval(), "ranker": ctr.eval()}}
+
+
+def make_rec_bundle(out: Path, tiny_export, tiny_ranking, pipeline: dict | None = None) -> Path:
+    from export.package_ranking import add_to_bundle
+
+    make_bundle(out, tiny_export[1])  # fp32 classifier: batch-invariant scores
+    add_to_bundle(out, {r: tiny_ranking[r] for r in ("recall", "ranker")},
+                  {"ranking": {"labels": RANK_LABELS, "max_labels": 3}, "pipeline": pipeline or {}})
+    return out
+
+
+@pytest.fixture()
+def rec_bundle(tiny_export, tiny_ranking, tmp_path) -> Path:
+    return make_rec_bundle(tmp_path / "rec", tiny_export, tiny_ranking)

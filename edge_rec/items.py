@@ -1,0 +1,106 @@
+"""Users and items as the recommender takes them, checked, and turned into the ranking models' label features."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+
+from edge_rec.classifier import Classification
+
+
+@dataclass(frozen=True)
+class Item:
+    """A content item: raw `text` (classified on the fly and cached by id) or an existing `classification`."""
+    id: Hashable
+    text: str | None = None
+    classification: Classification | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    id: Hashable = None
+    interest_tags: tuple[str, ...] = ()  # from the account; derived from the history when empty
+    history: tuple[Item, ...] = ()  # interactions, oldest first
+
+
+def as_item(x, where: str) -> Item:
+    """An Item from an Item, a mapping {"id", "text" | "classification"}, or raise naming `where`."""
+    if isinstance(x, Item):
+        item = x
+    elif isinstance(x, Mapping):
+        if "id" not in x:
+            raise ValueError(f"{where} has no 'id'; each item needs an 'id' and a 'text' (or a 'classification')")
+        item = Item(x["id"], x.get("text"), x.get("classification"))
+    else:
+        raise TypeError(f"{where} must be an Item or a dict with 'id' and 'text', got {type(x).__name__}")
+    if not isinstance(item.id, Hashable) or item.id is None:
+        raise TypeError(f"{where}: id must be a hashable value (str or int), got {item.id!r:.60}")
+    if item.classification is None:
+        if item.text is None:
+            raise ValueError(f"{where} (id {item.id!r:.60}) has neither 'text' nor 'classification'")
+    elif not isinstance(item.classification, Classification):
+        raise TypeError(f"{where}: classification must be a Classification, got {type(item.classification).__name__}")
+    else:
+        check_classification(item.classification, where)
+    return item
+
+
+def check_classification(c: Classification, where: str) -> None:
+    if not (isinstance(c.index, (int, float)) and math.isfinite(c.index) and 0.0 <= c.index <= 1.0):
+        raise ValueError(f"{where}: category index must be a finite number in [0, 1], got {c.index!r}")
+    if not np.isfinite(np.asarray(c.vector, dtype=np.float32)).all():
+        raise ValueError(f"{where}: the semantic vector holds NaN or infinite values")
+
+
+def as_user(x) -> User:
+    """A User from a User or a mapping {"id", "interest_tags": [...], "history": [{"id", "text"}, ...]}."""
+    if isinstance(x, User):
+        tags, history, uid = x.interest_tags, x.history, x.id
+    elif isinstance(x, Mapping):
+        unknown = set(x) - {"id", "interest_tags", "history"}
+        if unknown:
+            raise ValueError(f"user has unknown fields {sorted(unknown)}; expected 'id', 'interest_tags', 'history'")
+        tags, history, uid = x.get("interest_tags") or (), x.get("history") or (), x.get("id")
+    else:
+        raise TypeError(f"user must be a User or a dict with 'interest_tags' and 'history', got {type(x).__name__}")
+    if isinstance(tags, str) or not isinstance(tags, Sequence) or not all(isinstance(t, str) for t in tags):
+        raise TypeError(f"user interest_tags must be a list of strings, got {tags!r:.80}")
+    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+        raise TypeError(f"user history must be a list of items, got {type(history).__name__}")
+    return User(uid, tuple(tags), tuple(as_item(h, f"history item {i}") for i, h in enumerate(history)))
+
+
+def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple[str, ...]:
+    """Seed 000 S1 without account tags: the labels (primary + tags) most frequent in the history."""
+    counts = Counter(label for c in history for label in (c.primary, *(t for t, _ in c.tags)))
+    return tuple(label for label, _ in counts.most_common(limit))
+
+
+@dataclass
+class LabelVocab:
+    """Maps a Classification to the ranking models' label ids: its primary label, then its tags, most likely first."""
+    names: list[str]
+    max_labels: int
+    vector_dim: int
+    _ids: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._ids = {n: i for i, n in enumerate(self.names, start=1)}
+
+    def ids(self, c: Classification) -> list[int]:
+        found = (self._ids.get(f"primary:{c.primary}"), *(self._ids.get(f"tag:{t}") for t, _ in c.tags))
+        return [i for i in found if i is not None][: self.max_labels]
+
+    def features(self, items: Sequence[Classification]) -> dict[str, np.ndarray]:
+        """labels (N, K) int64, index (N,) float32, vector (N, V) float32."""
+        labels = np.zeros((len(items), self.max_labels), dtype=np.int64)
+        for r, c in enumerate(items):
+            ids = self.ids(c)
+            labels[r, :len(ids)] = ids
+        index = np.array([c.index for c in items], dtype=np.float32)
+        vector = (np.stack([c.vector for c in items]).astype(np.float32) if items
+                  else np.zeros((0, self.vector_dim), dtype=np.float32))
+        return {"labels": labels, "index": index, "vector": vector}

@@ -1,0 +1,124 @@
+"""EdgeRecommender: classify -> multi-path recall -> CTR ranking -> recommendation degree (seed 000, S1-S5)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from edge_rec.bundle import Bundle, BundleError, load_bundle
+from edge_rec.checks import positive_int, probability
+from edge_rec.classifier import Classification, ContentClassifier
+from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
+from edge_rec.recall import tag_match, top_d
+from edge_rec.scorer import ModelScorer
+from edge_rec.sessions import resolve_threads
+
+# Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
+DEFAULTS = {"recall_top": 100, "tag_top": 100, "match_g": 1.0, "lam": 0.8, "k": 10, "max_interest_tags": 5}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    id: Hashable
+    score: float  # recommendation degree R = lam * ctr + (1 - lam) * index
+    ctr: float  # second interaction rate p from the ranking model
+    index: float  # category index c from the classifier
+    recall_rate: float  # first interaction rate from the recall model
+    tag_match: float  # m from the tag-match path
+    paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag"
+    primary: str
+    tags: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "score": round(self.score, 6), "ctr": round(self.ctr, 6), "index": round(self.index, 6),
+                "recall_rate": round(self.recall_rate, 6), "tag_match": round(self.tag_match, 6),
+                "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags)}
+
+
+class EdgeRecommender:
+    """Recommend content to one user from a pool of candidates, on the device.
+
+    Candidates and history items are texts with ids (classified and cached by id) or already-classified items.
+    Every knob (see DEFAULTS) comes from the bundle's `pipeline` section and can be overridden per call.
+    """
+
+    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
+                 threads: int | None = None, cache_size: int = 10_000):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        threads = resolve_threads(profile, threads)
+        self.classifier = ContentClassifier(self.bundle, threads=threads, cache_size=cache_size)
+        ranking = self.bundle.manifest.get("ranking")
+        if not isinstance(ranking, dict) or not isinstance(ranking.get("labels"), list):
+            raise BundleError(f"{self.bundle.path}: the manifest has no 'ranking.labels'; this bundle can classify "
+                              "but not recommend (it needs the recall and ranker models)")
+        self.recall = ModelScorer(self.bundle, "recall", threads)
+        self.ranker = ModelScorer(self.bundle, "ranker", threads)
+        self.vocab = LabelVocab(ranking["labels"], ranking.get("max_labels", self.ranker.max_labels),
+                                self.ranker.vector_dim)
+        self.defaults = {key: self.bundle.pipeline.get(key, value) for key, value in DEFAULTS.items()}
+        self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
+
+    def recommend(self, user: User | dict, candidates: Sequence[Item | dict], k: int | None = None,
+                  **overrides) -> list[Recommendation]:
+        """The top-k candidates for `user`, best first, each with the scores that put it there.
+
+        k larger than what recall keeps returns all of it. Only the most recent history items the models read
+        (their history length) are classified and used.
+        """
+        unknown = set(overrides) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown recommend() options {sorted(unknown)}; the options are {sorted(DEFAULTS)}")
+        knobs = self._knobs({**self.defaults, **overrides, **({} if k is None else {"k": k})})
+        user = as_user(user)
+        if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+            raise TypeError(f"candidates must be a list of items, got {type(candidates).__name__}")
+        items = [as_item(c, f"candidate {i}") for i, c in enumerate(candidates)]
+        seen: set = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                raise ValueError(f"candidate {i}: id {item.id!r:.60} appears more than once; ids must be unique")
+            seen.add(item.id)
+        if not items:
+            return []
+        window = max(self.recall.history_length, self.ranker.history_length)
+        history = self._classify(list(user.history[-window:]), "history item")
+        pool = self._classify(items, "candidate")
+        tags = tuple(dict.fromkeys(user.interest_tags)) or derive_interest_tags(history, knobs["max_interest_tags"])
+
+        hist_f, pool_f = self.vocab.features(history), self.vocab.features(pool)
+        rate = self.recall(hist_f, pool_f)  # (N,) first interaction rate
+        match = tag_match(pool, tags, knobs["match_g"])  # (N,)
+        by_model, by_tag = top_d(rate, knobs["recall_top"]), top_d(match, knobs["tag_top"])
+        kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist()])), dtype=np.int64)
+        ctr = self.ranker(hist_f, {key: v[kept] for key, v in pool_f.items()})  # (U,) second interaction rate
+        lam = knobs["lam"]
+        degree = lam * ctr + (1.0 - lam) * pool_f["index"][kept]
+        model_set, tag_set = set(by_model.tolist()), set(by_tag.tolist())
+        out = []
+        for j in np.argsort(-degree, kind="stable")[:knobs["k"]]:
+            i = int(kept[j])
+            c = pool[i]
+            paths = tuple(p for p, s in (("model", model_set), ("tag", tag_set)) if i in s)
+            out.append(Recommendation(items[i].id, float(degree[j]), float(ctr[j]), float(c.index), float(rate[i]),
+                                      float(match[i]), paths, c.primary, tuple(t for t, _ in c.tags)))
+        return out
+
+    def _classify(self, items: list[Item], what: str) -> list[Classification]:
+        """Classifications in item order; texts go through the classifier's cache, keyed by item id."""
+        todo = [i for i, it in enumerate(items) if it.classification is None]
+        done = self.classifier.classify([items[i].text for i in todo], ids=[items[i].id for i in todo]) if todo else []
+        out = [it.classification for it in items]
+        for i, c in zip(todo, done):
+            out[i] = c
+        return out
+
+    def _knobs(self, knobs: dict) -> dict:
+        for key in ("recall_top", "tag_top", "k", "max_interest_tags"):
+            positive_int(key, knobs[key])
+        probability("lam", knobs["lam"])
+        g = knobs["match_g"]
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 < g < float("inf"):
+            raise ValueError(f"match_g must be a positive finite number, got {g!r}")
+        return knobs

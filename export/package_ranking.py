@@ -1,0 +1,159 @@
+"""Ranking checkpoints -> ONNX fp32 (verified) -> INT8, scored on held-out visits in onnxruntime, added to a bundle.
+
+    # held-out figures of the ONNX models on a log (e.g. MovieLens), no bundle written:
+    python -m export.package_ranking --run work/ranking/ml --log movielens
+    # the default bundle's recall and ranker models, trained on the simulated log:
+    python -m export.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
+
+The recall model (DSSM) ships in fp32: it is a few embedding rows and two small MLPs, and INT8 gains nothing there.
+The ranker (CTR student) ships in INT8 only when it keeps the fp32 AUC within `INT8_AUC_BUDGET` *and* runs faster:
+at these widths (16-32) dynamic quantization of each small MatMul can cost more than it saves.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_rec.bundle import load_bundle
+from edge_rec.sessions import make_session
+from export.bundle_writer import io_signature, write_manifest
+from export.interactions import ClickLog, Impression, read_movielens, samples
+from export.metrics import ranking_report
+from export.onnx_export import check_parity, export_onnx
+from export.quantize import quantize_int8
+from export.train_ranking import ItemTensors, feed_names, load
+
+PARITY_ATOL = 1e-4
+INT8_AUC_BUDGET = 0.005
+CANDIDATE_INPUTS = ("cand_labels", "cand_index", "cand_vector")
+
+
+def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int, names) -> dict[str, torch.Tensor]:
+    """One visit: the user's history as a batch of one (1, H, ...) against all its shown items (N, ...)."""
+    hist = samples([imp], history_length).hist[:1]
+    feeds = tensors.feeds(hist, imp.shown)
+    return {k: feeds[k] for k in names}
+
+
+def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path, int8: bool
+                         ) -> tuple[Path, float]:
+    """Export fp32 to `path`, check parity on a few real visits, optionally quantize. Returns (file, max abs diff)."""
+    names = feed_names(model)
+    h = model.cfg.history_length
+    feeds = [impression_feeds(tensors, imp, h, names) for imp in examples]
+    scorer = model.eval()
+    dynamic = {k: {0: "candidates"} for k in names if k in CANDIDATE_INPUTS}
+    fp32 = export_onnx(scorer, feeds[0], ["score"], path.with_suffix(".fp32.onnx"), dynamic)
+    diff = max(check_parity(scorer, fp32, f, ["score"], PARITY_ATOL) for f in feeds)
+    if not int8:
+        return fp32.replace(path), diff
+    quantize_int8(fp32, path)
+    fp32.unlink()
+    return path, diff
+
+
+def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], threads: int = 2) -> np.ndarray:
+    sess = make_session(path, threads)
+    names = [i.name for i in sess.get_inputs()]
+    h = sess.get_inputs()[0].shape[1]
+    out = []
+    for imp in visits:
+        feeds = impression_feeds(tensors, imp, h, names)
+        out.append(sess.run(["score"], {k: v.numpy() for k, v in feeds.items()})[0])
+    return np.concatenate(out)
+
+
+def visit_report(pred: np.ndarray, visits: list[Impression]) -> dict:
+    y = np.concatenate([imp.clicks for imp in visits])
+    user = np.concatenate([np.full(len(imp.shown), imp.user) for imp in visits])
+    group = np.concatenate([np.full(len(imp.shown), g) for g, imp in enumerate(visits)])
+    return ranking_report(pred, y, user, group)
+
+
+def p50_ms(sess, feeds: dict[str, np.ndarray], runs: int = 200) -> float:
+    for _ in range(20):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        times.append(time.perf_counter() - t)
+    return round(float(np.percentile(times, 50) * 1e3), 3)
+
+
+def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], dict]:
+    """Export recall (fp32) and ranker (INT8 if within budget) from `run`; returns their files and test figures."""
+    tensors = ItemTensors(log.items)
+    dssm, teacher, student = (load(run / f"{n}.pt")[0] for n in ("dssm", "ctr_teacher", "ctr_student"))
+    examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
+    recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx", int8=False)
+    ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx", False)
+    ranker_int8, _ = export_ranking_model(student, tensors, examples, workdir / "ranker.int8.onnx", True)
+    figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
+               "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
+    with torch.no_grad():
+        for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
+            h, names = model.cfg.history_length, feed_names(model)
+            pred = np.concatenate([model(**impression_feeds(tensors, imp, h, names)).numpy() for imp in log.test])
+            figures[name] = visit_report(pred, log.test)
+    for name, path in (("recall_dssm_fp32_onnx", recall), ("ctr_student_fp32_onnx", ranker_fp32),
+                       ("ctr_student_int8_onnx", ranker_int8)):
+        figures[name] = visit_report(onnx_scores(path, tensors, log.test), log.test)
+    loss = figures["ctr_student_fp32_onnx"]["auc"] - figures["ctr_student_int8_onnx"]["auc"]
+    example = {k: v.numpy() for k, v in impression_feeds(tensors, examples[0], student.cfg.history_length,
+                                                         feed_names(student)).items()}
+    speed = {"candidates": len(examples[0].shown), "fp32": p50_ms(make_session(ranker_fp32, 1), example),
+             "int8": p50_ms(make_session(ranker_int8, 1), example)}
+    use_int8 = loss <= INT8_AUC_BUDGET and speed["int8"] < speed["fp32"]
+    figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
+                    "ranker_latency_1_thread_p50_ms": speed})
+    return {"recall": recall, "ranker": ranker_int8 if use_int8 else ranker_fp32}, figures
+
+
+def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: dict) -> None:
+    """Copy `models` (role -> onnx) into an existing bundle and rewrite its manifest with their signatures."""
+    bundle = load_bundle(bundle_dir)
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "created_by", "files")}
+    for role, src in models.items():
+        shutil.copyfile(src, bundle_dir / f"{role}.onnx")
+        manifest["models"][role] = {"file": f"{role}.onnx", **io_signature(bundle_dir / f"{role}.onnx")}
+    for key, value in manifest_update.items():
+        manifest[key] = {**manifest.get(key, {}), **value} if isinstance(value, dict) else value
+    names = sorted({*bundle.manifest["files"], *(f"{role}.onnx" for role in models)})
+    write_manifest(bundle_dir, manifest, names)
+
+
+# Recall and ranking knobs the default bundle ships with (seed 000 S3-S5); every one can be overridden per call.
+PIPELINE = {"recall_top": 100, "tag_top": 100, "match_g": 1.0, "lam": 0.8, "k": 10, "max_interest_tags": 5}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.package_ranking", description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="folder with dssm.pt, ctr_teacher.pt, ctr_student.pt")
+    ap.add_argument("--log", required=True, help="'movielens' or a gzipped pickled ClickLog")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
+    a = ap.parse_args(argv)
+    log = read_movielens(a.data) if a.log == "movielens" else pickle.loads(gzip.decompress(Path(a.log).read_bytes()))
+    with tempfile.TemporaryDirectory() as tmp:
+        files, figures = package(a.run, log, Path(tmp))
+        (a.run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print(json.dumps(figures, indent=1))
+        if a.bundle:
+            labels = log.items.label_names
+            add_to_bundle(a.bundle, files, {
+                "ranking": {"labels": labels, "max_labels": int(log.items.labels.shape[1])},
+                "pipeline": PIPELINE, "metrics": {"ranking": figures}})
+
+
+if __name__ == "__main__":
+    main()

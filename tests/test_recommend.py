@@ -1,0 +1,201 @@
+"""EdgeRecommender on tiny models built in code: the pipeline maths, the ONNX ranking models, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TITLES, make_rec_bundle
+from edge_rec import BundleError, Classification, EdgeRecommender, Item, User
+from edge_rec.cli import main as cli
+from edge_rec.recall import tag_match, top_d
+from export.quantize import float_matmuls
+
+POOL = [{"id": f"c{i}", "text": t + f" {i}"} for i, t in enumerate(TITLES * 3)]
+HISTORY = [{"id": f"h{i}", "text": t} for i, t in enumerate(TITLES[:5])]
+
+
+def cls(primary="tech", tags=(), index=0.5, dim=16):
+    v = np.ones(dim, dtype=np.float32) / np.sqrt(dim)
+    return Classification(primary, 0.9, tuple((t, 0.8) for t in tags), index, v)
+
+
+@pytest.fixture()
+def rec(rec_bundle):
+    return EdgeRecommender(rec_bundle)
+
+
+def test_tag_match_formula():
+    items = [cls("tech", ("ai", "game"), 0.2), cls("sports", (), 0.9), cls("finance", ("stock",), 0.5)]
+    g = 3.0  # w1 = 0.75, w2 = 0.25
+    m = tag_match(items, ["ai", "sports", "stock", "film"], g)
+    np.testing.assert_allclose(m, [0.75 * 1 / 4 + 0.25 * 0.2, 0.75 * 1 / 4 + 0.25 * 0.9, 0.75 * 1 / 4 + 0.25 * 0.5],
+                               rtol=1e-6)
+    np.testing.assert_allclose(tag_match(items, [], g), [0.05, 0.225, 0.125], rtol=1e-6)  # no tags: w2 * c only
+    assert top_d(np.array([0.1, 0.5, 0.5, 0.9]), 3).tolist() == [3, 1, 2]
+
+
+def test_ranking_models_are_exported_and_quantized(tiny_ranking):
+    assert float_matmuls(tiny_ranking["ranker"]) == 0  # every weight MatMul of the INT8 ranker is quantized
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+def test_ranking_follows_recommendation_degree(rec, lam):
+    recs = rec.recommend({"id": "u", "interest_tags": ["ai"], "history": HISTORY}, POOL, k=len(POOL), lam=lam,
+                         recall_top=10, tag_top=10)
+    assert recs
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    for r in recs:
+        assert r.score == pytest.approx(lam * r.ctr + (1 - lam) * r.index, abs=1e-6)
+        assert r.paths and set(r.paths) <= {"model", "tag"}
+    if lam == 1.0:
+        assert [r.ctr for r in recs] == sorted((r.ctr for r in recs), reverse=True)
+
+
+def test_scores_match_the_torch_models(rec, tiny_ranking):
+    """ctr and recall_rate are the torch models' outputs on the same features (the runtime builds them right)."""
+    from export.train_ranking import ItemTensors  # noqa: F401  (torch side, test only)
+
+    recs = rec.recommend({"history": HISTORY}, POOL, k=len(POOL), recall_top=len(POOL))
+    hist = rec._classify([Item(h["id"], h["text"]) for h in HISTORY], "history")
+    pool = rec._classify([Item(c["id"], c["text"]) for c in POOL], "candidate")
+    hf, pf = rec.vocab.features(hist), rec.vocab.features(pool)
+    order = {c["id"]: i for i, c in enumerate(POOL)}
+    rows = [order[r.id] for r in recs]
+    for role, attr in (("recall", "recall_rate"), ("ranker", "ctr")):
+        model = tiny_ranking["models"][role]
+        h = model.cfg.history_length
+        feeds = {"hist_labels": hf["labels"][-h:], "hist_index": hf["index"][-h:], "hist_vector": hf["vector"][-h:]}
+        pad = h - len(feeds["hist_index"])
+        feeds = {k: torch.from_numpy(np.concatenate([np.zeros((pad, *v.shape[1:]), v.dtype), v]))[None]
+                 for k, v in feeds.items()}
+        feeds["hist_mask"] = torch.tensor([[0.0] * pad + [1.0] * (h - pad)])
+        feeds.update({"cand_labels": torch.from_numpy(pf["labels"][rows]),
+                      "cand_index": torch.from_numpy(pf["index"][rows]),
+                      "cand_vector": torch.from_numpy(pf["vector"][rows])})
+        names = model.feed_names if hasattr(model, "feed_names") else model.input_names
+        with torch.no_grad():
+            expected = model(**{k: feeds[k] for k in names}).numpy()
+        tol = 0.05 if role == "ranker" else 1e-5  # the ranker is INT8
+        np.testing.assert_allclose([getattr(r, attr) for r in recs], expected, atol=tol)
+
+
+def test_recall_keeps_the_union_of_both_paths(rec):
+    recs = rec.recommend({"interest_tags": ["tech"], "history": HISTORY}, POOL, k=100, recall_top=3, tag_top=4)
+    assert 4 <= len(recs) <= 7
+    assert sum("model" in r.paths for r in recs) == 3 and sum("tag" in r.paths for r in recs) == 4
+
+
+def test_classified_candidates_and_texts_mix(rec):
+    pool = [Item("a", classification=cls("tech", ("ai",), 0.9)), {"id": "b", "text": TITLES[1]},
+            Item("c", classification=cls("sports", (), 0.1))]
+    recs = rec.recommend(User("u", ("ai",), ()), pool, k=3)
+    assert {r.id for r in recs} == {"a", "b", "c"}
+    assert next(r for r in recs if r.id == "a").tag_match > next(r for r in recs if r.id == "c").tag_match
+
+
+def test_history_texts_share_the_classifier_cache(rec):
+    rec.recommend({"history": HISTORY}, POOL[:4])
+    before = len(rec.classifier.cache)
+    rec.recommend({"history": HISTORY}, POOL[:4])
+    assert len(rec.classifier.cache) == before
+
+
+def test_derived_interest_tags_without_account_tags(rec):
+    recs = rec.recommend({"history": [Item("h", classification=cls("sports", ("game",)))]},
+                         [Item("x", classification=cls("sports")), Item("y", classification=cls("finance"))],
+                         match_g=100.0, k=2)
+    by_id = {r.id: r for r in recs}
+    assert by_id["x"].tag_match > by_id["y"].tag_match
+
+
+@pytest.mark.parametrize("user,candidates,kwargs,error", [
+    ({"history": HISTORY}, POOL, {"k": 0}, ValueError),
+    ({"history": HISTORY}, POOL, {"k": -3}, ValueError),
+    ({"history": HISTORY}, POOL, {"lam": 1.5}, ValueError),
+    ({"history": HISTORY}, POOL, {"lam": float("nan")}, ValueError),
+    ({"history": HISTORY}, POOL, {"match_g": 0}, ValueError),
+    ({"history": HISTORY}, POOL, {"recall_top": 2.5}, ValueError),
+    ({"history": HISTORY}, POOL, {"gamma": 1}, TypeError),
+    ({"history": HISTORY}, [{"text": "no id"}], {}, ValueError),
+    ({"history": HISTORY}, [{"id": "x"}], {}, ValueError),
+    ({"history": HISTORY}, [{"id": "x", "text": ""}], {}, ValueError),
+    ({"history": HISTORY}, [{"id": "x", "text": b"bytes"}], {}, TypeError),
+    ({"history": HISTORY}, [{"id": "x", "text": "a"}, {"id": "x", "text": "b"}], {}, ValueError),
+    ({"history": HISTORY}, [{"id": ["unhashable"], "text": "a"}], {}, TypeError),
+    ({"history": HISTORY}, "not a list", {}, TypeError),
+    ({"history": HISTORY}, [42], {}, TypeError),
+    ({"history": HISTORY}, [Item("x", classification=cls(index=float("nan")))], {}, ValueError),
+    ({"history": HISTORY}, [Item("x", classification=cls(index=float("inf")))], {}, ValueError),
+    ({"history": HISTORY}, [Item("x", classification=Classification("tech", 1.0, (), 0.5,
+                                                                      np.full(16, np.nan, np.float32)))], {}, ValueError),
+    ({"history": [{"id": "h"}]}, POOL, {}, ValueError),
+    ({"history": "text"}, POOL, {}, TypeError),
+    ({"interest_tags": "ai"}, POOL, {}, TypeError),
+    ({"interest_tags": [1, 2]}, POOL, {}, TypeError),
+    ({"histroy": []}, POOL, {}, ValueError),
+    ("user", POOL, {}, TypeError),
+])
+def test_bad_users_and_candidates_get_clear_errors(rec, user, candidates, kwargs, error):
+    with pytest.raises(error):
+        rec.recommend(user, candidates, **kwargs)
+
+
+def test_documented_edge_cases(rec):
+    assert rec.recommend({"history": HISTORY}, []) == []
+    assert len(rec.recommend({}, POOL, k=5)) == 5  # no tags, no history: still ranks
+    unknown = rec.recommend({"interest_tags": ["no-such-tag"], "history": []}, POOL, k=5)
+    assert all(r.tag_match == pytest.approx(r.index / 2, abs=1e-6) for r in unknown)  # g = 1: m = c / 2
+    assert len(rec.recommend({"history": HISTORY}, POOL[:3], k=50)) == 3  # k beyond the pool: all of it
+    dup_history = {"history": HISTORY + HISTORY}  # the same item twice in a history is fine
+    assert rec.recommend(dup_history, POOL, k=3)
+
+
+def test_huge_history_uses_only_the_recent_window(rec):
+    long = [Item(f"h{i}", classification=cls(("tech", "sports")[i % 2], index=(i % 7) / 7)) for i in range(10_000)]
+    window = max(rec.recall.history_length, rec.ranker.history_length)
+    a = rec.recommend({"history": long}, POOL, k=10)
+    b = rec.recommend({"history": long[-window:]}, POOL, k=10)
+    assert [(r.id, r.score) for r in a] == [(r.id, r.score) for r in b]
+
+
+def test_bundle_without_ranking_models_is_refused(tiny_bundle):
+    with pytest.raises(BundleError, match="ranking"):
+        EdgeRecommender(tiny_bundle)
+
+
+def test_bad_pipeline_knob_in_manifest_fails_at_load(tiny_export, tiny_ranking, tmp_path):
+    bundle = make_rec_bundle(tmp_path / "b", tiny_export, tiny_ranking, pipeline={"lam": 2.0})
+    with pytest.raises(ValueError, match="lam"):
+        EdgeRecommender(bundle)
+
+
+def test_manifest_knobs_are_the_defaults(tiny_export, tiny_ranking, tmp_path):
+    bundle = make_rec_bundle(tmp_path / "b", tiny_export, tiny_ranking, pipeline={"k": 2, "lam": 1.0})
+    recs = EdgeRecommender(bundle).recommend({"history": HISTORY}, POOL)
+    assert len(recs) == 2 and all(r.score == pytest.approx(r.ctr) for r in recs)
+
+
+def test_swapped_ranker_is_refused(tiny_export, tiny_ranking, tmp_path):
+    import shutil
+
+    bundle = make_rec_bundle(tmp_path / "b", tiny_export, tiny_ranking)
+    shutil.copyfile(bundle / "recall.onnx", bundle / "ranker.onnx")
+    with pytest.raises(BundleError, match="ranker.onnx"):
+        EdgeRecommender(bundle)
+
+
+def test_cli_recommend(rec_bundle, tmp_path, capsys):
+    user, items = tmp_path / "user.json", tmp_path / "items.jsonl"
+    user.write_text(json.dumps({"id": "u1", "interest_tags": ["ai"], "history": HISTORY}), encoding="utf-8")
+    items.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in POOL) + "\n", encoding="utf-8")
+    assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items), "--k", "4"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and {"id", "score", "ctr", "index", "recall_rate", "tag_match", "paths"} <= set(lines[0])
+    assert [x["score"] for x in lines] == sorted((x["score"] for x in lines), reverse=True)
+    items.write_text('{"id": 1, "text": "ok"}\n{broken\n', encoding="utf-8")
+    assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items)]) == 2
+    assert "items.jsonl:2" in capsys.readouterr().err
