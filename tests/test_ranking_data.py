@@ -1,0 +1,107 @@
+"""Click-log readers, the user simulator, ranking metrics and a short CTR training run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from export.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
+from export.metrics import auc, gauc, ranking_at_k
+from export.news_data import Example
+from export.user_simulator import SimConfig, _visits
+
+needs_data = pytest.mark.skipif(not (SHARED_DATA / "movielens_100k").is_dir(), reason="../shared/data not present")
+
+
+def test_auc_matches_pair_counting():
+    rng = np.random.default_rng(0)
+    s, y = rng.integers(0, 5, 200).astype(float), (rng.random(200) < 0.3).astype(float)
+    pairs = [(a > b) + 0.5 * (a == b) for a, ya in zip(s, y) for b, yb in zip(s, y) if ya == 1 and yb == 0]
+    assert auc(s, y) == pytest.approx(np.mean(pairs))
+    assert np.isnan(auc(s, np.ones(200)))
+    assert gauc(np.array([0.9, 0.1, 0.1, 0.9]), np.array([1, 0, 1, 0.0]), np.array([0, 0, 1, 1])) == 0.5
+
+
+def test_ndcg_and_recall_at_k():
+    score = np.array([0.9, 0.8, 0.7, 0.1])
+    out = ranking_at_k(score, np.array([0, 1, 0, 0.0]), np.zeros(4), k=2)
+    assert out["ndcg@2"] == pytest.approx(1 / np.log2(3)) and out["recall@2"] == 1.0
+    assert ranking_at_k(score, np.array([0, 0, 0, 1.0]), np.zeros(4), k=2)["recall@2"] == 0.0
+
+
+def test_samples_pad_history_on_the_left():
+    imp = Impression(7, 0, np.array([3, 4, 5]), np.array([1, 2]), np.array([1.0, 0.0], np.float32))
+    s = samples([imp], 5)
+    assert s.hist.tolist() == [[0, 0, 3, 4, 5]] * 2 and s.target.tolist() == [1, 2] and s.user.tolist() == [7, 7]
+    assert samples([imp], 2).hist.tolist() == [[4, 5]] * 2  # most recent kept
+
+
+@needs_data
+def test_movielens_leave_last_out():
+    log = read_movielens(SHARED_DATA)
+    assert len(log.items) == 1683 and len(log.test) == len(log.val) > 900
+    last_train = {}
+    for imp in log.train:
+        last_train[imp.user] = max(last_train.get(imp.user, 0), imp.time)
+    for val, test in zip(log.val, log.test):
+        assert val.user == test.user and val.time <= test.time
+        assert test.time >= last_train[test.user]
+        assert len(test.shown) == 101 and test.clicks.tolist() == [1.0] + [0.0] * 100
+        assert test.shown[0] not in set(test.shown[1:])
+        assert val.shown[0] in set(test.history)  # the validation click precedes the test click
+    assert all(0 < c < 1 for c in log.items.index[1:])
+
+
+@needs_data
+def test_bing_reader_keeps_its_split_and_hides_the_item_from_its_history():
+    log = read_bing(SHARED_DATA)
+    assert len(log.train) + len(log.val) == 10401 and len(log.test) == 462
+    for imp in log.train[:500] + log.test:
+        assert imp.shown[0] not in set(imp.history)
+    assert log.items.vectors.shape[1] == 0 and log.items.labels.max() == len(log.items.label_names)
+
+
+def _pool():
+    rng = np.random.default_rng(0)
+    return [Example(f"t{i}", i % 15, [f"k{i % 7}"] if i % 3 else []) for i in range(300)], rng
+
+
+def test_simulator_is_seeded_and_splits_by_visit():
+    from export.news_data import Targets
+
+    pool, _ = _pool()
+    targets = Targets.fit(pool, 7)
+    cfg = SimConfig(users=20, visits=8, seed=3)
+    a, b = _visits(pool, targets, cfg), _visits(pool, targets, cfg)
+    assert [imp.clicks.tolist() for imp in a[0]] == [imp.clicks.tolist() for imp in b[0]]
+    train, val, test = a
+    assert len(train) == 20 * 5 and len(val) == 20 and len(test) == 40
+    for imp in test:  # a visit's history is exactly the clicks of the user's earlier visits
+        earlier = [i for x in train + val + test if x.user == imp.user and x.time < imp.time
+                   for i, y in zip(x.shown, x.clicks) if y]
+        assert imp.history.tolist() == earlier
+
+
+def test_ctr_model_learns_interest_from_history():
+    """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
+    import torch  # noqa: F401
+
+    from export.ctr import CTRConfig, CTRModel
+    from export.train_ranking import ItemTensors, fit, report, score
+
+    rng = np.random.default_rng(0)
+    n = 60
+    items = ItemTable.build([str(i) for i in range(n)], [[1 + i % 4] for i in range(n)], rng.random(n), None,
+                            ["a", "b", "c", "d"], 2)
+    visits = []
+    for v in range(1200):
+        topic = v % 4
+        hist = 1 + np.flatnonzero(np.arange(n) % 4 == topic)[rng.integers(0, n // 4, 6)]
+        shown = 1 + rng.choice(n, 4, replace=False)
+        visits.append(Impression(v, v, hist, shown, ((shown - 1) % 4 == topic).astype(np.float32)))
+    log = ClickLog("toy", items, visits[:1000], visits[1000:1100], visits[1100:])
+    tensors = ItemTensors(items)
+    model = CTRModel(CTRConfig(4, 2, history_length=6, label_dim=8, item_dim=8, hidden=8, mlp=16))
+    data = {k: samples(log.split(k), 6) for k in ("train", "val", "test")}
+    fit(model, tensors, data["train"], data["val"], epochs=6, lr=1e-2, batch=128, seed=0, log=lambda _: None)
+    assert report(score(model, tensors, data["test"]), data["test"])["auc"] > 0.9
