@@ -60,15 +60,29 @@ def render(results: dict) -> str:
             lines.append(f"| {e['variant']} | {e['threads']} | {e['p50_ms']:.3f} | {e['p90_ms']:.3f} | "
                          f"{e['p99_ms']:.3f} | {batch * 1000 / e['p50_ms']:.0f} | {ratio} |")
         lines.append("")
+    rec = _rows(results, "recommend")
+    if rec:
+        lines += ["## recommend() on the shipped bundle", "",
+                  "Model recall + tag match (top 100 each), CTR ranking of their union, top 10; 50-item history. "
+                  "*Classified*: candidates come already classified (the app cached them); *fresh*: 100 new "
+                  "titles classified in the call.", "",
+                  "| candidates | threads | p50 ms | p90 ms | p99 ms | calls/s |", "|---|---|---|---|---|---|"]
+        for b in sorted(rec, key=lambda b: (b["group"], b["extra_info"]["threads"], b["extra_info"]["candidates"])):
+            e = b["extra_info"]
+            what = f"{e['candidates']:,} {'fresh titles' if b['group'].endswith('fresh') else 'classified'}"
+            lines.append(f"| {what} | {e['threads']} | {e['p50_ms']:.2f} | {e['p90_ms']:.2f} | {e['p99_ms']:.2f} | "
+                         f"{1000 / e['p50_ms']:.0f} |")
+        lines.append("")
     cold = _rows(results, "cold start")
     if cold:
         e = cold[0]["extra_info"]
         lines += ["## Cold start and memory (fresh interpreter, median of 7)", "",
-                  "| import edge_rec | bundle load (incl. sha256) + session | first classify | import + load | "
-                  "peak RSS after classifying |", "|---|---|---|---|---|",
+                  "| import edge_rec | classifier load (incl. sha256) + session | first classify | import + load | "
+                  "EdgeRecommender load | peak RSS |", "|---|---|---|---|---|---|",
                   f"| {e['import_s_p50'] * 1e3:.0f} ms | {e['load_s_p50'] * 1e3:.0f} ms | "
                   f"{e['first_call_s_p50'] * 1e3:.0f} ms | {(e['import_s_p50'] + e['load_s_p50']) * 1e3:.0f} ms | "
-                  f"{e['peak_rss_mb_p50']:.0f} MB ({e['classified_titles']} titles) |", ""]
+                  f"{e['recommender_load_s_p50'] * 1e3:.0f} ms | {e['peak_rss_mb_p50']:.0f} MB (after classifying "
+                  f"{e['classified_titles']} titles and 200 recommend() calls over 1,000 candidates) |", ""]
     size = _rows(results, "bundle")
     if size:
         e = size[0]["extra_info"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
 from edge_rec.classifier import ContentClassifier
 from edge_rec.recommender import EdgeRecommender
 from edge_rec.sessions import PROFILES
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"  # user.json + items.jsonl, beside assets/
 # Real titles from the held-out test split of the Toutiao/TNEWS corpora (never seen in training).
 DEMO_TITLES = [
     "山东推出《山东省乡村振兴战略规划2018-2022年》打造齐鲁样板",
@@ -54,17 +56,25 @@ def _classify(a) -> int:
 
 
 def _demo(a) -> int:
-    clf = ContentClassifier(a.bundle, profile=a.profile)
-    b = clf.bundle
+    rec = EdgeRecommender(a.bundle, profile=a.profile)
+    clf, b = rec.classifier, rec.bundle
     acc = b.metrics.get("student_int8_onnx", {}).get("accuracy")
-    print(f"bundle {b.name} ({b.path}); held-out accuracy of this model: {acc}")
+    print(f"bundle {b.name} ({b.path}); held-out accuracy of this classifier: {acc}\n")
     for text, r in zip(DEMO_TITLES, clf.classify(DEMO_TITLES)):
         tags = ", ".join(f"{t} {p:.2f}" for t, p in r.tags) or "-"
         print(f"{r.primary:>13} {r.primary_prob:.2f}  index {r.index:.2f}  tags [{tags}]  {text}")
+    user, items = _read_json(EXAMPLES / "user.json", "the user"), _read_jsonl(EXAMPLES / "items.jsonl")
+    text = {it["id"]: it["text"] for it in items}
+    print(f"\nuser with {len(user['history'])} clicked titles (no account tags), for example: "
+          f"{user['history'][0]['text']}")
+    print(f"top 5 of {len(items)} real held-out titles (R = lam * ctr + (1 - lam) * index):")
+    for r in rec.recommend(user, items, k=5):
+        print(f"  R {r.score:.3f}  ctr {r.ctr:.3f}  index {r.index:.2f}  {r.primary:>13}  via {'+'.join(r.paths):9} "
+              f"{text[r.id]}")
     return 0
 
 
-def _read_json(path: str, what: str):
+def _read_json(path, what: str):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -72,7 +82,7 @@ def _read_json(path: str, what: str):
         raise ValueError(f"{path}: {what} is not valid JSON ({e})") from None
 
 
-def _read_jsonl(path: str) -> list:
+def _read_jsonl(path) -> list:
     items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -106,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="tag probability threshold (default: the bundle's)")
     p.add_argument("--vector", action="store_true", help="include the semantic vector")
     p.set_defaults(func=_classify)
-    p = sub.add_parser("demo", help="classify a handful of real news titles with the bundle",
-                       description="Classify a handful of real held-out news titles and print labels, tags, index.")
+    p = sub.add_parser("demo", help="classify real news titles and recommend some to an example user",
+                       description="Classify a handful of real held-out news titles, then recommend 5 of 60 "
+                                   "(examples/items.jsonl) to the user in examples/user.json.")
     _add_bundle_args(p)
     p.set_defaults(func=_demo)
     p = sub.add_parser("recommend", help="recommend items to a user, one JSON object per recommendation",

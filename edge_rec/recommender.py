@@ -50,13 +50,18 @@ class EdgeRecommender:
         threads = resolve_threads(profile, threads)
         self.classifier = ContentClassifier(self.bundle, threads=threads, cache_size=cache_size)
         ranking = self.bundle.manifest.get("ranking")
-        if not isinstance(ranking, dict) or not isinstance(ranking.get("labels"), list):
+        if not isinstance(ranking, dict) or "labels" not in ranking:
             raise BundleError(f"{self.bundle.path}: the manifest has no 'ranking.labels'; this bundle can classify "
                               "but not recommend (it needs the recall and ranker models)")
+        labels = ranking["labels"]
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise BundleError(f"{self.bundle.path}: 'ranking.labels' must be a list of label names")
         self.recall = ModelScorer(self.bundle, "recall", threads)
         self.ranker = ModelScorer(self.bundle, "ranker", threads)
-        self.vocab = LabelVocab(ranking["labels"], ranking.get("max_labels", self.ranker.max_labels),
-                                self.ranker.vector_dim)
+        if self.recall.max_labels != self.ranker.max_labels:
+            raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
+                              f"{self.ranker.max_labels}; they must match")
+        self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim)
         self.defaults = {key: self.bundle.pipeline.get(key, value) for key, value in DEFAULTS.items()}
         self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
 

@@ -17,7 +17,6 @@ import json
 import pickle
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,10 @@ from edge_rec.bundle import load_bundle
 from edge_rec.sessions import make_session
 from export.bundle_writer import io_signature, write_manifest
 from export.interactions import ClickLog, Impression, read_movielens, samples
-from export.metrics import ranking_report
+from export.package_classifier import p50_ms
 from export.onnx_export import check_parity, export_onnx
 from export.quantize import quantize_int8
-from export.train_ranking import ItemTensors, feed_names, load
+from export.train_ranking import ItemTensors, feed_names, load, report, score
 
 PARITY_ATOL = 1e-4
 INT8_AUC_BUDGET = 0.005
@@ -72,24 +71,6 @@ def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], thre
     return np.concatenate(out)
 
 
-def visit_report(pred: np.ndarray, visits: list[Impression]) -> dict:
-    y = np.concatenate([imp.clicks for imp in visits])
-    user = np.concatenate([np.full(len(imp.shown), imp.user) for imp in visits])
-    group = np.concatenate([np.full(len(imp.shown), g) for g, imp in enumerate(visits)])
-    return ranking_report(pred, y, user, group)
-
-
-def p50_ms(sess, feeds: dict[str, np.ndarray], runs: int = 200) -> float:
-    for _ in range(20):
-        sess.run(None, feeds)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, feeds)
-        times.append(time.perf_counter() - t)
-    return round(float(np.percentile(times, 50) * 1e3), 3)
-
-
 def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], dict]:
     """Export recall (fp32) and ranker (INT8 if within budget) from `run`; returns their files and test figures."""
     tensors = ItemTensors(log.items)
@@ -100,19 +81,20 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     ranker_int8, _ = export_ranking_model(student, tensors, examples, workdir / "ranker.int8.onnx", True)
     figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
                "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
-    with torch.no_grad():
-        for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
-            h, names = model.cfg.history_length, feed_names(model)
-            pred = np.concatenate([model(**impression_feeds(tensors, imp, h, names)).numpy() for imp in log.test])
-            figures[name] = visit_report(pred, log.test)
+    for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
+        test = samples(log.test, model.cfg.history_length)
+        figures[name] = report(score(model, tensors, test), test)
+    rows = samples(log.test, 1)  # onnx_scores returns one score per shown item, in this order
     for name, path in (("recall_dssm_fp32_onnx", recall), ("ctr_student_fp32_onnx", ranker_fp32),
                        ("ctr_student_int8_onnx", ranker_int8)):
-        figures[name] = visit_report(onnx_scores(path, tensors, log.test), log.test)
+        figures[name] = report(onnx_scores(path, tensors, log.test), rows)
     loss = figures["ctr_student_fp32_onnx"]["auc"] - figures["ctr_student_int8_onnx"]["auc"]
     example = {k: v.numpy() for k, v in impression_feeds(tensors, examples[0], student.cfg.history_length,
                                                          feed_names(student)).items()}
-    speed = {"candidates": len(examples[0].shown), "fp32": p50_ms(make_session(ranker_fp32, 1), example),
-             "int8": p50_ms(make_session(ranker_int8, 1), example)}
+    speed = {"candidates": len(examples[0].shown)}
+    for precision, path in (("fp32", ranker_fp32), ("int8", ranker_int8)):
+        sess = make_session(path, 1)
+        speed[precision] = round(p50_ms(lambda: sess.run(None, example)), 3)
     use_int8 = loss <= INT8_AUC_BUDGET and speed["int8"] < speed["fp32"]
     figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
                     "ranker_latency_1_thread_p50_ms": speed})
@@ -151,7 +133,7 @@ def main(argv=None) -> None:
         if a.bundle:
             labels = log.items.label_names
             add_to_bundle(a.bundle, files, {
-                "ranking": {"labels": labels, "max_labels": int(log.items.labels.shape[1])},
+                "ranking": {"labels": labels},
                 "pipeline": PIPELINE, "metrics": {"ranking": figures}})
 
 

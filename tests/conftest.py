@@ -120,7 +120,7 @@ def make_rec_bundle(out: Path, tiny_export, tiny_ranking, pipeline: dict | None 
 
     make_bundle(out, tiny_export[1])  # fp32 classifier: batch-invariant scores
     add_to_bundle(out, {r: tiny_ranking[r] for r in ("recall", "ranker")},
-                  {"ranking": {"labels": RANK_LABELS, "max_labels": 3}, "pipeline": pipeline or {}})
+                  {"ranking": {"labels": RANK_LABELS}, "pipeline": pipeline or {}})
     return out
 
 

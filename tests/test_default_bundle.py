@@ -38,3 +38,30 @@ def test_held_out_accuracy_through_the_runtime(bundle):
     acc = np.mean([bundle.primary_labels.index(r.primary) == e.label for r, e in zip(results, test)])
     recorded = bundle.metrics["student_int8_onnx"]["accuracy"]
     assert acc >= recorded - 0.04, f"runtime accuracy {acc:.3f} on 600 test titles vs {recorded} at export"
+
+
+def test_manifest_records_the_ranking_models(bundle):
+    r = bundle.metrics["ranking"]
+    for step in ("ctr_teacher_fp32_torch", "ctr_student_fp32_torch", "recall_dssm_fp32_onnx",
+                 "ctr_student_fp32_onnx", "ctr_student_int8_onnx"):
+        assert 0.5 < r[step]["auc"] <= 1.0
+    assert max(r["parity_fp32_onnx_vs_torch_max_abs"].values()) <= 1e-4
+    assert r["ctr_student_fp32_onnx"]["auc"] > r["recall_dssm_fp32_onnx"]["auc"]  # ranking beats recall
+    assert {"recall", "ranker"} <= set(bundle.manifest["models"])
+
+
+def test_recommendations_follow_the_users_history(bundle):
+    """A user who clicked only sports titles gets the other sports titles near the top of 60 real titles."""
+    import json
+
+    from edge_rec import EdgeRecommender
+    from edge_rec.cli import EXAMPLES
+
+    items = [json.loads(line) for line in (EXAMPLES / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    rec = EdgeRecommender(bundle)
+    sports = [{"id": it["id"], "text": it["text"]} for it, c in
+              zip(items, rec.classifier.classify([it["text"] for it in items])) if c.primary == "sports"]
+    pool = [it for it in items if it["id"] not in {s["id"] for s in sports[:2]}]
+    ranked = rec.recommend({"history": sports[:2]}, pool, k=len(pool), recall_top=len(pool))
+    ranks = [i for i, r in enumerate(ranked) if r.primary == "sports"]
+    assert len(ranks) >= 2 and np.mean(ranks) < len(pool) / 4, [(r.primary, round(r.score, 3)) for r in ranked]

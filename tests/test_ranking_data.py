@@ -94,14 +94,14 @@ def test_ctr_model_learns_interest_from_history():
     items = ItemTable.build([str(i) for i in range(n)], [[1 + i % 4] for i in range(n)], rng.random(n), None,
                             ["a", "b", "c", "d"], 2)
     visits = []
-    for v in range(1200):
+    for v in range(600):
         topic = v % 4
         hist = 1 + np.flatnonzero(np.arange(n) % 4 == topic)[rng.integers(0, n // 4, 6)]
         shown = 1 + rng.choice(n, 4, replace=False)
         visits.append(Impression(v, v, hist, shown, ((shown - 1) % 4 == topic).astype(np.float32)))
-    log = ClickLog("toy", items, visits[:1000], visits[1000:1100], visits[1100:])
+    log = ClickLog("toy", items, visits[:450], visits[450:500], visits[500:])
     tensors = ItemTensors(items)
     model = CTRModel(CTRConfig(4, 2, history_length=6, label_dim=8, item_dim=8, hidden=8, mlp=16))
     data = {k: samples(log.split(k), 6) for k in ("train", "val", "test")}
-    fit(model, tensors, data["train"], data["val"], epochs=6, lr=1e-2, batch=128, seed=0, log=lambda _: None)
+    fit(model, tensors, data["train"], data["val"], epochs=5, lr=1e-2, batch=64, seed=0, log=lambda _: None)
     assert report(score(model, tensors, data["test"]), data["test"])["auc"] > 0.9
