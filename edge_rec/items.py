@@ -1,7 +1,6 @@
 """Users and items as the recommender takes them, checked, and turned into the ranking models' label features."""
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Sequence
@@ -43,16 +42,7 @@ def as_item(x, where: str) -> Item:
             raise ValueError(f"{where} (id {item.id!r:.60}) has neither 'text' nor 'classification'")
     elif not isinstance(item.classification, Classification):
         raise TypeError(f"{where}: classification must be a Classification, got {type(item.classification).__name__}")
-    else:
-        check_classification(item.classification, where)
     return item
-
-
-def check_classification(c: Classification, where: str) -> None:
-    if not (isinstance(c.index, (int, float)) and math.isfinite(c.index) and 0.0 <= c.index <= 1.0):
-        raise ValueError(f"{where}: category index must be a finite number in [0, 1], got {c.index!r}")
-    if not np.isfinite(np.asarray(c.vector, dtype=np.float32)).all():
-        raise ValueError(f"{where}: the semantic vector holds NaN or infinite values")
 
 
 def as_user(x) -> User:
@@ -94,13 +84,25 @@ class LabelVocab:
         found = (self._ids.get(f"primary:{c.primary}"), *(self._ids.get(f"tag:{t}") for t, _ in c.tags))
         return [i for i in found if i is not None][: self.max_labels]
 
-    def features(self, items: Sequence[Classification]) -> dict[str, np.ndarray]:
-        """labels (N, K) int64, index (N,) float32, vector (N, V) float32."""
+    def features(self, items: Sequence[Classification], what: str = "item") -> dict[str, np.ndarray]:
+        """labels (N, K) int64, index (N,) float32, vector (N, V) float32; ValueError naming the first bad item."""
         labels = np.zeros((len(items), self.max_labels), dtype=np.int64)
         for r, c in enumerate(items):
             ids = self.ids(c)
             labels[r, :len(ids)] = ids
-        index = np.array([c.index for c in items], dtype=np.float32)
+            if np.shape(c.vector) != (self.vector_dim,) or isinstance(c.index, bool):
+                raise ValueError(f"{what} {r}: expected a {self.vector_dim}-d vector and a numeric index, got shape "
+                                 f"{np.shape(c.vector)} and index {c.index!r:.40}")
+        try:
+            index = np.array([c.index for c in items], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}s: every category index must be a number") from None
         vector = (np.stack([c.vector for c in items]).astype(np.float32) if items
                   else np.zeros((0, self.vector_dim), dtype=np.float32))
+        # One vectorised check instead of one per item: NaN/inf or an index outside [0, 1] is refused.
+        bad = ~(np.isfinite(index) & (index >= 0.0) & (index <= 1.0)) | ~np.isfinite(vector).all(axis=1)
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise ValueError(f"{what} {r}: category index must be a finite number in [0, 1] and the vector finite; "
+                             f"got index {items[r].index!r}")
         return {"labels": labels, "index": index, "vector": vector}

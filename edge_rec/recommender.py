@@ -92,7 +92,7 @@ class EdgeRecommender:
         pool = self._classify(items, "candidate")
         tags = tuple(dict.fromkeys(user.interest_tags)) or derive_interest_tags(history, knobs["max_interest_tags"])
 
-        hist_f, pool_f = self.vocab.features(history), self.vocab.features(pool)
+        hist_f, pool_f = self.vocab.features(history, "history item"), self.vocab.features(pool, "candidate")
         rate = self.recall(hist_f, pool_f)  # (N,) first interaction rate
         match = tag_match(pool, tags, knobs["match_g"])  # (N,)
         by_model, by_tag = top_d(rate, knobs["recall_top"]), top_d(match, knobs["tag_top"])

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from export.encoder import require_positive
-from export.item_features import LabelBag, masked_mean
+from export.item_features import LabelBag
 
 MASK_LOGIT = -1e4
 

@@ -26,8 +26,8 @@ from edge_rec.bundle import load_bundle
 from edge_rec.sessions import make_session
 from export.bundle_writer import io_signature, write_manifest
 from export.interactions import ClickLog, Impression, read_movielens, samples
-from export.package_classifier import p50_ms
 from export.onnx_export import check_parity, export_onnx
+from export.package_classifier import p50_ms
 from export.quantize import quantize_int8
 from export.train_ranking import ItemTensors, feed_names, load, report, score
 

@@ -84,8 +84,6 @@ def test_simulator_is_seeded_and_splits_by_visit():
 
 def test_ctr_model_learns_interest_from_history():
     """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
-    import torch  # noqa: F401
-
     from export.ctr import CTRConfig, CTRModel
     from export.train_ranking import ItemTensors, fit, report, score
 

@@ -57,8 +57,6 @@ def test_ranking_follows_recommendation_degree(rec, lam):
 
 def test_scores_match_the_torch_models(rec, tiny_ranking):
     """ctr and recall_rate are the torch models' outputs on the same features (the runtime builds them right)."""
-    from export.train_ranking import ItemTensors  # noqa: F401  (torch side, test only)
-
     recs = rec.recommend({"history": HISTORY}, POOL, k=len(POOL), recall_top=len(POOL))
     hist = rec._classify([Item(h["id"], h["text"]) for h in HISTORY], "history")
     pool = rec._classify([Item(c["id"], c["text"]) for c in POOL], "candidate")
