@@ -71,3 +71,22 @@ def test_recommend_fresh_titles(benchmark, classified, titles_1k, threads):
     benchmark.extra_info.update({"candidates": 100, "history": 50, "threads": threads, "k": 10, **cpu_info()})
     benchmark.pedantic(rec.recommend, setup=setup, rounds=20, iterations=1, warmup_rounds=2)
     percentiles(benchmark)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_semantic_top_d_100k(benchmark, precision):
+    """Top 100 of 100,000 cached 384-d candidate vectors against a 50-item history (numpy, one BLAS thread)."""
+    import numpy as np
+
+    from edge_rec import VectorStore
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(100_000, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    store = VectorStore(range(100_000), v, precision)
+    refs = v[:50]
+    benchmark.group = "semantic top-d"
+    benchmark.extra_info.update({"candidates": 100_000, "dim": 384, "references": 50, "d": 100,
+                                 "precision": precision, "store_mb": round(store.nbytes / 1e6, 1), **cpu_info()})
+    benchmark.pedantic(store.top, args=(refs, 100), rounds=20, iterations=1, warmup_rounds=2)
+    percentiles(benchmark)

@@ -1,4 +1,5 @@
-"""EdgeRecommender: classify -> multi-path recall -> CTR ranking -> recommendation degree (seed 000, S1-S5)."""
+"""EdgeRecommender: classify -> multi-path recall (model, tag match, semantic) -> CTR ranking -> recommendation
+degree (seed 000, S1-S5)."""
 from __future__ import annotations
 
 import os
@@ -8,15 +9,17 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from edge_rec.bundle import Bundle, BundleError, load_bundle
-from edge_rec.checks import positive_int, probability
+from edge_rec.checks import is_count, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
 from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
 from edge_rec.recall import tag_match, top_d
 from edge_rec.scorer import ModelScorer
+from edge_rec.semantic import MODES, similarity
 from edge_rec.sessions import resolve_threads
 
 # Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
-DEFAULTS = {"recall_top": 100, "tag_top": 100, "match_g": 1.0, "lam": 0.8, "k": 10, "max_interest_tags": 5}
+DEFAULTS = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
+            "lam": 0.8, "k": 10, "max_interest_tags": 5}
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,15 @@ class Recommendation:
     index: float  # category index c from the classifier
     recall_rate: float  # first interaction rate from the recall model
     tag_match: float  # m from the tag-match path
-    paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag"
+    semantic: float  # max (or mean) cosine of the item's vector against the user's history vectors
+    paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag", "semantic"
     primary: str
     tags: tuple[str, ...]
 
     def to_dict(self) -> dict:
         return {"id": self.id, "score": round(self.score, 6), "ctr": round(self.ctr, 6), "index": round(self.index, 6),
                 "recall_rate": round(self.recall_rate, 6), "tag_match": round(self.tag_match, 6),
+                "semantic": round(self.semantic, 6),
                 "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags)}
 
 
@@ -95,19 +100,24 @@ class EdgeRecommender:
         hist_f, pool_f = self.vocab.features(history, "history item"), self.vocab.features(pool, "candidate")
         rate = self.recall(hist_f, pool_f)  # (N,) first interaction rate
         match = tag_match(pool, tags, knobs["match_g"])  # (N,)
+        sim = similarity(hist_f["vector"], pool_f["vector"], knobs["semantic_mode"])  # (N,)
+        # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
+        by_sem = top_d(sim, knobs["semantic_top"] if history else 0)
         by_model, by_tag = top_d(rate, knobs["recall_top"]), top_d(match, knobs["tag_top"])
-        kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist()])), dtype=np.int64)
+        kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
+                        dtype=np.int64)
         ctr = self.ranker(hist_f, {key: v[kept] for key, v in pool_f.items()})  # (U,) second interaction rate
         lam = knobs["lam"]
         degree = lam * ctr + (1.0 - lam) * pool_f["index"][kept]
-        model_set, tag_set = set(by_model.tolist()), set(by_tag.tolist())
+        path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
+                     ("semantic", set(by_sem.tolist())))
         out = []
         for j in np.argsort(-degree, kind="stable")[:knobs["k"]]:
             i = int(kept[j])
             c = pool[i]
-            paths = tuple(p for p, s in (("model", model_set), ("tag", tag_set)) if i in s)
+            paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(items[i].id, float(degree[j]), float(ctr[j]), float(c.index), float(rate[i]),
-                                      float(match[i]), paths, c.primary, tuple(t for t, _ in c.tags)))
+                                      float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags)))
         return out
 
     def _classify(self, items: list[Item], what: str) -> list[Classification]:
@@ -122,6 +132,10 @@ class EdgeRecommender:
     def _knobs(self, knobs: dict) -> dict:
         for key in ("recall_top", "tag_top", "k", "max_interest_tags"):
             positive_int(key, knobs[key])
+        if not is_count(knobs["semantic_top"]):
+            raise ValueError(f"semantic_top must be an integer >= 0 (0 turns the path off), got {knobs['semantic_top']!r}")
+        if knobs["semantic_mode"] not in MODES:
+            raise ValueError(f"semantic_mode must be one of {MODES}, got {knobs['semantic_mode']!r}")
         probability("lam", knobs["lam"])
         g = knobs["match_g"]
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 < g < float("inf"):

@@ -115,7 +115,8 @@ def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: di
 
 
 # Recall and ranking knobs the default bundle ships with (seed 000 S3-S5); every one can be overridden per call.
-PIPELINE = {"recall_top": 100, "tag_top": 100, "match_g": 1.0, "lam": 0.8, "k": 10, "max_interest_tags": 5}
+PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
+            "lam": 0.8, "k": 10, "max_interest_tags": 5}
 
 
 def main(argv=None) -> None:

@@ -50,7 +50,7 @@ def test_ranking_follows_recommendation_degree(rec, lam):
     assert scores == sorted(scores, reverse=True)
     for r in recs:
         assert r.score == pytest.approx(lam * r.ctr + (1 - lam) * r.index, abs=1e-6)
-        assert r.paths and set(r.paths) <= {"model", "tag"}
+        assert r.paths and set(r.paths) <= {"model", "tag", "semantic"}
     if lam == 1.0:
         assert [r.ctr for r in recs] == sorted((r.ctr for r in recs), reverse=True)
 
@@ -82,9 +82,25 @@ def test_scores_match_the_torch_models(rec, tiny_ranking):
 
 
 def test_recall_keeps_the_union_of_both_paths(rec):
-    recs = rec.recommend({"interest_tags": ["tech"], "history": HISTORY}, POOL, k=100, recall_top=3, tag_top=4)
+    recs = rec.recommend({"interest_tags": ["tech"], "history": HISTORY}, POOL, k=100, recall_top=3, tag_top=4,
+                         semantic_top=0)
     assert 4 <= len(recs) <= 7
     assert sum("model" in r.paths for r in recs) == 3 and sum("tag" in r.paths for r in recs) == 4
+    both = rec.recommend({"interest_tags": ["tech"], "history": HISTORY}, POOL, k=100, recall_top=3, tag_top=4,
+                         semantic_top=5)
+    assert sum("semantic" in r.paths for r in both) == 5 and len(both) >= len(recs)
+
+
+def test_semantic_path_keeps_the_items_closest_to_the_history(rec):
+    """Exact cosine: the candidate identical to a history item has similarity 1 and is kept by the path."""
+    pool = [{"id": "same", "text": HISTORY[0]["text"]}] + POOL
+    recs = rec.recommend({"history": HISTORY}, pool, k=len(pool), recall_top=1, tag_top=1, semantic_top=3)
+    same = next(r for r in recs if r.id == "same")
+    assert same.semantic == pytest.approx(1.0, abs=1e-5) and "semantic" in same.paths
+    assert sum("semantic" in r.paths for r in recs) == 3
+    kept = sorted((r.semantic for r in recs if "semantic" in r.paths), reverse=True)
+    assert min(kept) >= max((r.semantic for r in recs if "semantic" not in r.paths), default=-1.0)
+    assert not any("semantic" in r.paths for r in rec.recommend({"history": []}, POOL, k=len(POOL)))
 
 
 def test_classified_candidates_and_texts_mix(rec):
@@ -118,6 +134,8 @@ def test_derived_interest_tags_without_account_tags(rec):
     ({"history": HISTORY}, POOL, {"match_g": 0}, ValueError),
     ({"history": HISTORY}, POOL, {"recall_top": 2.5}, ValueError),
     ({"history": HISTORY}, POOL, {"gamma": 1}, TypeError),
+    ({"history": HISTORY}, POOL, {"semantic_top": -1}, ValueError),
+    ({"history": HISTORY}, POOL, {"semantic_mode": "median"}, ValueError),
     ({"history": HISTORY}, [{"text": "no id"}], {}, ValueError),
     ({"history": HISTORY}, [{"id": "x"}], {}, ValueError),
     ({"history": HISTORY}, [{"id": "x", "text": ""}], {}, ValueError),
@@ -192,8 +210,36 @@ def test_cli_recommend(rec_bundle, tmp_path, capsys):
     items.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in POOL) + "\n", encoding="utf-8")
     assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items), "--k", "4"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 4 and {"id", "score", "ctr", "index", "recall_rate", "tag_match", "paths"} <= set(lines[0])
+    assert len(lines) == 4 and {"id", "score", "ctr", "index", "recall_rate", "tag_match", "semantic", "paths"} <= set(lines[0])
     assert [x["score"] for x in lines] == sorted((x["score"] for x in lines), reverse=True)
     items.write_text('{"id": 1, "text": "ok"}\n{broken\n', encoding="utf-8")
     assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items)]) == 2
     assert "items.jsonl:2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-6), ("fp16", 2e-3), ("int8", 2e-2)])
+def test_vector_store_top_d_matches_exact_cosine(precision, tol):
+    from edge_rec import VectorStore
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(5000, 32)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    refs = v[[3, 7]]
+    store = VectorStore(list(range(5000)), v, precision)
+    exact = (v @ refs.T).max(axis=1)
+    top = store.top(refs, 20)
+    assert top[0][0] in (3, 7) and top[0][1] == pytest.approx(1.0, abs=tol)
+    np.testing.assert_allclose([s for _, s in top], np.sort(exact)[::-1][:20], atol=tol)
+    assert store.nbytes <= {"fp32": 1.0, "fp16": 0.5, "int8": 0.29}[precision] * v.nbytes
+    mean = store.top(refs, 5, mode="mean")
+    np.testing.assert_allclose([s for _, s in mean], np.sort((v @ refs.T).mean(axis=1))[::-1][:5], atol=tol)
+
+
+@pytest.mark.parametrize("args", [([1, 2], np.zeros((3, 4))), ([1], np.full((1, 4), np.nan)), ([1], np.zeros(4))])
+def test_vector_store_refuses_bad_matrices(args):
+    from edge_rec import VectorStore
+
+    with pytest.raises(ValueError):
+        VectorStore(*args)
+    with pytest.raises(ValueError, match="precision"):
+        VectorStore([1], np.zeros((1, 4)), "int4")
