@@ -48,6 +48,7 @@ class Impression:
     history: np.ndarray  # (h,) item rows clicked before this visit, oldest first
     shown: np.ndarray  # (s,) item rows
     clicks: np.ndarray  # (s,) 1.0 clicked, 0.0 shown and not clicked
+    real: int | None = None  # the first `real` shown items were really exposed, the rest are sampled; None = all
 
 
 @dataclass
@@ -131,7 +132,7 @@ def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100
             hist = items[:i][clicked[:i]]
             if clicked[i]:
                 shown = np.concatenate([[items[i]], rng.choice(unrated, negatives, replace=False)])
-                train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown))))
+                train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)), real=1))
             else:
                 train.append(Impression(int(u), int(rows[i, 3]), hist, items[i:i + 1], np.zeros(1, np.float32)))
             likes[items[i]] += clicked[i]

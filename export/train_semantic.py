@@ -1,0 +1,227 @@
+"""Train the seed-003 behaviour encoder on a click log and measure semantic recall (Recall@50) against the plain
+text vectors and random, and the union of the three recall paths against each path alone.
+
+    python -m export.train_semantic movielens --out work/semantic/movielens --ranking work/ranking/ml
+    python -m export.train_semantic bing      --out work/semantic/bing      --ranking work/ranking/bing
+
+Item vectors are the e5 teacher's title embeddings (`export/text_vectors.py`); the behaviour encoder trains a
+projection head over them (the text encoder stays frozen). `--ranking` names a `train_ranking` run whose DSSM
+serves as the model-recall path.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
+from export.interactions import ClickLog, Impression, read_bing, read_movielens, samples
+from export.metrics import auc
+from export.train_ranking import ItemTensors, load
+
+
+@dataclass
+class Events:
+    """Each user's real exposures, oldest first: item rows, behaviours (1 click, 0 skip) and times."""
+    items: dict[int, np.ndarray]
+    behaviour: dict[int, np.ndarray]
+    time: dict[int, np.ndarray]
+
+    @classmethod
+    def from_log(cls, log: ClickLog) -> "Events":
+        rows = defaultdict(list)
+        for imp in log.train:
+            n = len(imp.shown) if imp.real is None else imp.real
+            rows[imp.user] += [(imp.time, int(i), int(c)) for i, c in zip(imp.shown[:n], imp.clicks[:n])]
+        out = cls({}, {}, {})
+        for u, evs in rows.items():
+            evs.sort()
+            out.time[u] = np.array([e[0] for e in evs])
+            out.items[u] = np.array([e[1] for e in evs])
+            out.behaviour[u] = np.array([e[2] for e in evs])
+        return out
+
+    def before(self, user: int, time: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's last `h` exposures strictly before `time`: (item rows, behaviours)."""
+        if user not in self.time:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        n = int(np.searchsorted(self.time[user], time, side="left"))
+        return self.items[user][max(0, n - h):n], self.behaviour[user][max(0, n - h):n]
+
+
+def behaviour_samples(log: ClickLog, events: Events, split: str, cfg: BehaviourEncoderConfig) -> dict[str, np.ndarray]:
+    """One row per shown item: the exposures before its visit (left-padded), their behaviour and recency bucket;
+    exposures of the item itself are masked out."""
+    h = cfg.history_length
+    rows = [(imp, j) for imp in log.split(split) for j in range(len(imp.shown))]
+    hist, beh, rec = (np.zeros((len(rows), h), np.int64) for _ in range(3))
+    cand, y = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.float32)
+    cache: dict[int, tuple] = {}
+    for r, (imp, j) in enumerate(rows):
+        if id(imp) not in cache:
+            cache[id(imp)] = events.before(imp.user, imp.time, h)
+        items, b = cache[id(imp)]
+        n = len(items)
+        if n:
+            hist[r, h - n:], beh[r, h - n:] = items, b
+            rank = np.arange(n)[::-1]  # 0 = most recent
+            rec[r, h - n:] = np.minimum(np.log2(1 + rank).astype(np.int64), cfg.n_time_buckets - 1)
+        cand[r], y[r] = imp.shown[j], imp.clicks[j]
+    hist[hist == cand[:, None]] = 0  # an earlier exposure of the same item would give its behaviour away
+    return {"hist": hist, "behaviour": beh, "time": rec, "cand": cand, "y": y}
+
+
+def _logits(model, vectors: torch.Tensor, data: dict, idx) -> torch.Tensor:
+    hist = torch.from_numpy(data["hist"][idx])
+    return model.logits(vectors[hist], torch.from_numpy(data["behaviour"][idx]), torch.from_numpy(data["time"][idx]),
+                        (hist > 0).float(), vectors[torch.from_numpy(data["cand"][idx])])
+
+
+@torch.no_grad()
+def predict(model, vectors, data, batch: int = 4096) -> np.ndarray:
+    model.eval()
+    return np.concatenate([torch.sigmoid(_logits(model, vectors, data, np.arange(i, min(i + batch, len(data["y"])))))
+                           .numpy() for i in range(0, len(data["y"]), batch)])
+
+
+def train(log: ClickLog, cfg: BehaviourEncoderConfig, epochs: int, lr: float, batch: int, seed: int, log_fn=print):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    events = Events.from_log(log)
+    data = {s: behaviour_samples(log, events, s, cfg) for s in ("train", "val")}
+    vectors = torch.from_numpy(log.items.vectors.astype(np.float32))
+    model = BehaviourModel(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    best, best_state = -1.0, None
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(data["train"]["y"]))
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            loss = F.binary_cross_entropy_with_logits(_logits(model, vectors, data["train"], idx),
+                                                      torch.from_numpy(data["train"]["y"][idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        val_auc = auc(predict(model, vectors, data["val"]), data["val"]["y"])
+        log_fn(f"epoch {epoch + 1}: val AUC {val_auc:.4f}")
+        if val_auc > best:
+            best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return model.eval(), best
+
+
+# ---------------------------------------------------------------- recall evaluation
+def recall_cases(log: ClickLog) -> list[tuple[Impression, np.ndarray, set]]:
+    """Per test user: (a test visit for the history, the candidate pool, the clicked test items).
+
+    The pool is every item the user was not exposed to in training or validation, plus the clicked test items."""
+    seen = defaultdict(set)
+    for imp in log.train + log.val:
+        n = len(imp.shown) if imp.real is None else imp.real
+        seen[imp.user].update(int(i) for i in imp.shown[:n])
+    clicked, visit = defaultdict(set), {}
+    for imp in log.test:
+        clicked[imp.user].update(int(i) for i, c in zip(imp.shown, imp.clicks) if c > 0)
+        visit.setdefault(imp.user, imp)
+    everything = np.arange(1, len(log.items))
+    cases = []
+    for u, pos in clicked.items():
+        if pos and len(visit[u].history):
+            pool = everything[~np.isin(everything, list(seen[u] - pos))]
+            cases.append((visit[u], pool, pos))
+    return cases
+
+
+def recall_at(scores: np.ndarray, pool: np.ndarray, pos: set, d: int) -> set:
+    return {int(pool[i]) for i in np.argsort(-scores, kind="stable")[:d]} & pos
+
+
+def evaluate_recall(log: ClickLog, model: BehaviourModel, dssm, d: int = 50, seed: int = 0) -> dict:
+    tensors = ItemTensors(log.items)
+    raw = torch.from_numpy(log.items.vectors.astype(np.float32))
+    with torch.no_grad():
+        trained = model.item(raw).numpy()
+    plain = F.normalize(raw, dim=-1).numpy()
+    rng = np.random.default_rng(seed)
+    hits = defaultdict(list)
+    for imp, pool, pos in recall_cases(log):
+        refs = imp.history[-model.cfg.history_length:]
+        per_path = {
+            "random": set(int(i) for i in rng.choice(pool, min(d, len(pool)), replace=False)) & pos,
+            "semantic_plain": recall_at((plain[pool] @ plain[refs].T).max(axis=1), pool, pos, d),
+            "semantic_behaviour": recall_at((trained[pool] @ trained[refs].T).max(axis=1), pool, pos, d)}
+        s = samples([Impression(imp.user, imp.time, imp.history, pool, np.zeros(len(pool), np.float32))],
+                    dssm.cfg.history_length)
+        feeds = tensors.feeds(s.hist[:1], s.target)
+        with torch.no_grad():
+            model_scores = dssm(**{k: feeds[k] for k in dssm.input_names}).numpy()
+        per_path["model_dssm"] = recall_at(model_scores, pool, pos, d)
+        per_path["tag_match"] = recall_at(_tag_match(log, refs, pool), pool, pos, d)
+        per_path["union_model_tag_semantic"] = (per_path["model_dssm"] | per_path["tag_match"]
+                                                | per_path["semantic_behaviour"])
+        for name, found in per_path.items():
+            hits[name].append(len(found) / len(pos))
+    return {"users": len(hits["random"]), "d": d, **{f"recall@{d}_{k}": round(float(np.mean(v)), 4)
+                                                      for k, v in hits.items()},
+            "note": f"each path keeps its top {d}; the union keeps up to {3 * d}"}
+
+
+def _tag_match(log: ClickLog, refs: np.ndarray, pool: np.ndarray, n_tags: int = 5, g: float = 1.0) -> np.ndarray:
+    """m = w1 * hits/M + w2 * c with the user's tags derived from the history's labels (no account tags here)."""
+    labels = log.items.labels
+    counts = np.bincount(labels[refs].ravel(), minlength=len(log.items.label_names) + 1)
+    counts[0] = 0
+    tags = [t for t in np.argsort(-counts, kind="stable")[:n_tags] if counts[t] > 0]
+    hit = np.isin(labels[pool], tags).sum(axis=1) / max(len(tags), 1)
+    return g / (1 + g) * hit + 1 / (1 + g) * log.items.index[pool]
+
+
+def movielens_with_vectors(data_dir: Path) -> ClickLog:
+    from export.text_vectors import e5_vectors
+
+    log = read_movielens(data_dir)
+    titles = {line.split("|")[0]: line.split("|")[1] for line in
+              (Path(data_dir) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
+    vecs = e5_vectors([titles[i] for i in log.items.ids[1:]])
+    log.items.vectors = np.concatenate([np.zeros((1, 384), np.float32),
+                                        np.stack([vecs[titles[i]] for i in log.items.ids[1:]])])
+    return log
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m export.train_semantic", description=__doc__.split("\n")[0])
+    ap.add_argument("log", choices=["movielens", "bing"])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--ranking", type=Path, required=True, help="train_ranking output with dssm.pt")
+    ap.add_argument("--fusion", default="add")
+    ap.add_argument("--predictor", default="attention")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.log == "movielens":
+        log = movielens_with_vectors(a.data)
+    else:
+        from export.train_ranking import bing_vectors
+        log = read_bing(a.data, bing_vectors(a.data))
+    cfg = BehaviourEncoderConfig(fusion=a.fusion, predictor=a.predictor)
+    model, val_auc = train(log, cfg, a.epochs, a.lr, a.batch, a.seed)
+    a.out.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": cfg.to_dict(), "state": model.state_dict(), "val_auc": val_auc}, a.out / "behaviour.pt")
+    result = {"log": log.name, "config": cfg.to_dict(), "behaviour_val_auc": round(val_auc, 4),
+              **evaluate_recall(log, model, load(a.ranking / "dssm.pt")[0], seed=a.seed)}
+    (a.out / "report.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
