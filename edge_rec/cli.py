@@ -69,7 +69,7 @@ def _demo(a) -> int:
           f"{user['history'][0]['text']}")
     print(f"top 5 of {len(items)} real held-out titles (R = lam * ctr + (1 - lam) * index):")
     for r in rec.recommend(user, items, k=5):
-        print(f"  R {r.score:.3f}  ctr {r.ctr:.3f}  index {r.index:.2f}  {r.primary:>13}  via {'+'.join(r.paths):9} "
+        print(f"  R {r.score:.3f}  ctr {r.ctr:.3f}  index {r.index:.2f}  {r.primary:>13}  via {'+'.join(r.paths):18} "
               f"{text[r.id]}")
     return 0
 
