@@ -50,13 +50,6 @@ class ModelScorer:
         for name, key in CANDIDATE.items():
             if name in self.inputs:
                 feeds[name] = candidates[key]
-        for name in ("cand_labels", "hist_labels"):
-            if feeds[name].shape[-1] != self.max_labels:
-                raise BundleError(f"{self.path}: model takes {self.max_labels} labels per item, the manifest's "
-                                  f"ranking.max_labels gives {feeds[name].shape[-1]}")
-        if self.vector_dim and candidates["vector"].shape[1] != self.vector_dim:
-            raise BundleError(f"{self.path}: model takes {self.vector_dim}-d item vectors, the classifier gives "
-                              f"{candidates['vector'].shape[1]}-d")
         (score,) = self.session.run(["score"], {k: feeds[k] for k in self.inputs})  # (N,)
         if not np.isfinite(score).all():
             raise RuntimeError(f"{self.path}: the model produced non-finite scores")

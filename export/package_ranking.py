@@ -43,21 +43,15 @@ def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int,
     return {k: feeds[k] for k in names}
 
 
-def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path, int8: bool
-                         ) -> tuple[Path, float]:
-    """Export fp32 to `path`, check parity on a few real visits, optionally quantize. Returns (file, max abs diff)."""
+def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:
+    """Export fp32 to `path` and check parity on a few real visits. Returns (file, max abs diff)."""
     names = feed_names(model)
     h = model.cfg.history_length
     feeds = [impression_feeds(tensors, imp, h, names) for imp in examples]
     scorer = model.eval()
     dynamic = {k: {0: "candidates"} for k in names if k in CANDIDATE_INPUTS}
-    fp32 = export_onnx(scorer, feeds[0], ["score"], path.with_suffix(".fp32.onnx"), dynamic)
-    diff = max(check_parity(scorer, fp32, f, ["score"], PARITY_ATOL) for f in feeds)
-    if not int8:
-        return fp32.replace(path), diff
-    quantize_int8(fp32, path)
-    fp32.unlink()
-    return path, diff
+    export_onnx(scorer, feeds[0], ["score"], path, dynamic)
+    return path, max(check_parity(scorer, path, f, ["score"], PARITY_ATOL) for f in feeds)
 
 
 def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], threads: int = 2) -> np.ndarray:
@@ -76,9 +70,9 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     tensors = ItemTensors(log.items)
     dssm, teacher, student = (load(run / f"{n}.pt")[0] for n in ("dssm", "ctr_teacher", "ctr_student"))
     examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
-    recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx", int8=False)
-    ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx", False)
-    ranker_int8, _ = export_ranking_model(student, tensors, examples, workdir / "ranker.int8.onnx", True)
+    recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx")
+    ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx")
+    ranker_int8 = quantize_int8(ranker_fp32, workdir / "ranker.int8.onnx")
     figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
                "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
     for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):

@@ -101,6 +101,7 @@ def tiny_ranking(tmp_path_factory):
     from export.ctr import CTRConfig, CTRModel
     from export.dssm import DSSM, DSSMConfig
     from export.package_ranking import export_ranking_model
+    from export.quantize import quantize_int8
     from export.train_ranking import ItemTensors
 
     torch.manual_seed(0)
@@ -110,8 +111,9 @@ def tiny_ranking(tmp_path_factory):
     dssm = DSSM(DSSMConfig(len(RANK_LABELS), 3, history_length=6, label_dim=8, hidden=16, out_dim=8))
     ctr = CTRModel(CTRConfig(len(RANK_LABELS), 3, vector_dim=16, history_length=4, label_dim=8, vector_proj=8,
                              item_dim=8, hidden=8, mlp=16, dropout=0.0))
-    recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx", int8=False)
-    ranker, _ = export_ranking_model(ctr, tensors, visits, work / "ranker.onnx", int8=True)
+    recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx")
+    ranker = quantize_int8(export_ranking_model(ctr, tensors, visits, work / "ranker.fp32.onnx")[0],
+                           work / "ranker.onnx")
     return {"recall": recall, "ranker": ranker, "models": {"recall": dssm.eval(), "ranker": ctr.eval()}}
 
 
