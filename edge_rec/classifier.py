@@ -89,7 +89,7 @@ class ContentClassifier:
         texts = [texts] if single else texts
         if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Sequence):
             raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
-        clean = [self._clean(i, t) for i, t in enumerate(texts)]
+        clean = [self.clean(t, i) for i, t in enumerate(texts)]
         if ids is None:
             keys = clean
         else:
@@ -103,15 +103,17 @@ class ContentClassifier:
             self.cache.put(keys[i], r)
         return results
 
-    def _clean(self, i: int, text) -> str:
+    def clean(self, text, i: int | None = None) -> str:
+        """The text as the model will read it; TypeError/ValueError (naming position `i`) if it cannot be classified."""
+        name = "text" if i is None else f"text {i}"
         if isinstance(text, (bytes, bytearray)):
-            raise TypeError(f"text {i} is bytes; decode it to str first (e.g. data.decode('utf-8'))")
+            raise TypeError(f"{name} is bytes; decode it to str first (e.g. data.decode('utf-8'))")
         if not isinstance(text, str):
-            raise TypeError(f"text {i} must be a str, got {type(text).__name__}")
+            raise TypeError(f"{name} must be a str, got {type(text).__name__}")
         # Lone surrogates cannot be encoded to UTF-8 for the tokenizer: replace them rather than fail.
         text = text[: self.max_chars].encode("utf-8", "replace").decode("utf-8")
         if not text.strip():
-            raise ValueError(f"text {i} is empty or only whitespace; there is nothing to classify")
+            raise ValueError(f"{name} is empty or only whitespace; there is nothing to classify")
         return text
 
     def _run(self, texts: list[str]) -> list[Classification]:

@@ -92,8 +92,8 @@ class EdgeRecommender:
             seen.add(item.id)
         if not items:
             return []
-        window = max(self.recall.history_length, self.ranker.history_length)
-        history = self._classify(list(user.history[-window:]), "history item")
+        start = max(0, len(user.history) - max(self.recall.history_length, self.ranker.history_length))
+        history = self._classify(list(user.history[start:]), "history item", start)
         pool = self._classify(items, "candidate")
         tags = tuple(dict.fromkeys(user.interest_tags)) or derive_interest_tags(history, knobs["max_interest_tags"])
 
@@ -120,10 +120,21 @@ class EdgeRecommender:
                                       float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags)))
         return out
 
-    def _classify(self, items: list[Item], what: str) -> list[Classification]:
-        """Classifications in item order; texts go through the classifier's cache, keyed by item id."""
+    def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:
+        """Classifications in item order; texts go through the classifier's cache, keyed by item id.
+
+        A bad text is reported as `what` at its position (offset by `start`) with its id, not by its place in the
+        batch the classifier saw."""
         todo = [i for i, it in enumerate(items) if it.classification is None]
-        done = self.classifier.classify([items[i].text for i in todo], ids=[items[i].id for i in todo]) if todo else []
+        try:
+            done = self.classifier.classify([items[i].text for i in todo], ids=[items[i].id for i in todo])
+        except (ValueError, TypeError) as e:
+            for i in todo:
+                try:
+                    self.classifier.clean(items[i].text)
+                except (ValueError, TypeError) as bad:
+                    raise type(bad)(f"{what} {start + i} (id {items[i].id!r:.60}): {bad}") from None
+            raise e
         out = [it.classification for it in items]
         for i, c in zip(todo, done):
             out[i] = c

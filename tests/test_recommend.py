@@ -58,7 +58,7 @@ def test_ranking_follows_recommendation_degree(rec, lam):
 def test_scores_match_the_torch_models(rec, tiny_ranking):
     """ctr and recall_rate are the torch models' outputs on the same features (the runtime builds them right)."""
     recs = rec.recommend({"history": HISTORY}, POOL, k=len(POOL), recall_top=len(POOL))
-    hist = rec._classify([Item(h["id"], h["text"]) for h in HISTORY], "history")
+    hist = rec._classify([Item(h["id"], h["text"]) for h in HISTORY], "history item")
     pool = rec._classify([Item(c["id"], c["text"]) for c in POOL], "candidate")
     hf, pf = rec.vocab.features(hist), rec.vocab.features(pool)
     order = {c["id"]: i for i, c in enumerate(POOL)}
@@ -158,6 +158,14 @@ def test_derived_interest_tags_without_account_tags(rec):
 def test_bad_users_and_candidates_get_clear_errors(rec, user, candidates, kwargs, error):
     with pytest.raises(error):
         rec.recommend(user, candidates, **kwargs)
+
+
+def test_bad_texts_are_named_by_item_and_id(rec):
+    with pytest.raises(ValueError, match=r"candidate 2 \(id 'bad'\): text is empty"):
+        rec.recommend({"history": HISTORY}, POOL[:2] + [{"id": "bad", "text": "  "}])
+    history = [{"id": f"h{i}", "text": TITLES[i % len(TITLES)]} for i in range(60)] + [{"id": "hb", "text": b"x"}]
+    with pytest.raises(TypeError, match=r"history item 60 \(id 'hb'\): text is bytes"):
+        rec.recommend({"history": history}, POOL[:2])
 
 
 def test_documented_edge_cases(rec):
