@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -36,6 +37,19 @@ def export_onnx(module: torch.nn.Module, example: dict[str, torch.Tensor], outpu
                                     input_names=list(example), output_names=list(output_names), verbose=False)
     program.optimize()
     program.save(str(path), external_data=False)
+    return strip_metadata(path)
+
+
+def strip_metadata(path: Path) -> Path:
+    """Drop the exporter's per-node debugging metadata (stack traces, fx node names, scopes) from an ONNX file.
+
+    It does not change what the graph computes, and in an unrolled graph it is most of the file (0.82 -> 0.21 MB
+    for the default ranker)."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(model, str(path))
     return path
 
 
