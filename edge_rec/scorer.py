@@ -37,7 +37,7 @@ class ModelScorer:
         h, n = self.history_length, len(candidates["index"])
         if n == 0:
             return np.zeros(0, dtype=np.float32)
-        take = len(history["index"][-h:]) if h else 0
+        take = min(len(history["index"]), h)
         feeds = {"hist_mask": np.zeros((1, h), dtype=np.float32)}
         feeds["hist_mask"][0, h - take:] = 1.0
         for name, key in HISTORY.items():

@@ -38,6 +38,7 @@ def tower(n_in: int, hidden: int, out: int) -> nn.Sequential:
 
 class DSSM(nn.Module):
     input_names = ("hist_labels", "hist_mask", "cand_labels", "cand_index")
+    feed_names = input_names  # the same for every config (CTRModel's depend on vector_dim)
 
     def __init__(self, cfg: DSSMConfig):
         super().__init__()

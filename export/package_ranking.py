@@ -29,7 +29,7 @@ from export.interactions import ClickLog, Impression, read_movielens, samples
 from export.onnx_export import check_parity, export_onnx
 from export.package_classifier import p50_ms
 from export.quantize import quantize_int8
-from export.train_ranking import ItemTensors, feed_names, load, report, score
+from export.train_ranking import ItemTensors, load, report, score
 
 PARITY_ATOL = 1e-4
 INT8_AUC_BUDGET = 0.005
@@ -45,7 +45,7 @@ def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int,
 
 def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:
     """Export fp32 to `path` and check parity on a few real visits. Returns (file, max abs diff)."""
-    names = feed_names(model)
+    names = model.feed_names
     h = model.cfg.history_length
     feeds = [impression_feeds(tensors, imp, h, names) for imp in examples]
     scorer = model.eval()
@@ -84,7 +84,7 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
         figures[name] = report(onnx_scores(path, tensors, log.test), rows)
     loss = figures["ctr_student_fp32_onnx"]["auc"] - figures["ctr_student_int8_onnx"]["auc"]
     example = {k: v.numpy() for k, v in impression_feeds(tensors, examples[0], student.cfg.history_length,
-                                                         feed_names(student)).items()}
+                                                         student.feed_names).items()}
     speed = {"candidates": len(examples[0].shown)}
     for precision, path in (("fp32", ranker_fp32), ("int8", ranker_int8)):
         sess = make_session(path, 1)

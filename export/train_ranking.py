@@ -41,13 +41,9 @@ class ItemTensors:
                 "cand_vector": self.vectors[t]}
 
 
-def feed_names(model) -> tuple[str, ...]:
-    return model.feed_names if hasattr(model, "feed_names") else model.input_names
-
-
 def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Tensor:
     feeds = tensors.feeds(s.hist[idx], s.target[idx])
-    return model.logits(**{k: feeds[k] for k in feed_names(model)})
+    return model.logits(**{k: feeds[k] for k in model.feed_names})
 
 
 @torch.no_grad()

@@ -161,7 +161,7 @@ def evaluate_recall(log: ClickLog, model: BehaviourModel, dssm, d: int = 50, see
                     dssm.cfg.history_length)
         feeds = tensors.feeds(s.hist[:1], s.target)
         with torch.no_grad():
-            model_scores = dssm(**{k: feeds[k] for k in dssm.input_names}).numpy()
+            model_scores = dssm(**{k: feeds[k] for k in dssm.feed_names}).numpy()
         per_path["model_dssm"] = recall_at(model_scores, pool, pos, d)
         per_path["tag_match"] = recall_at(_tag_match(log, refs, pool), pool, pos, d)
         per_path["union_model_tag_semantic"] = (per_path["model_dssm"] | per_path["tag_match"]

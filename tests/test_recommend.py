@@ -74,9 +74,8 @@ def test_scores_match_the_torch_models(rec, tiny_ranking):
         feeds.update({"cand_labels": torch.from_numpy(pf["labels"][rows]),
                       "cand_index": torch.from_numpy(pf["index"][rows]),
                       "cand_vector": torch.from_numpy(pf["vector"][rows])})
-        names = model.feed_names if hasattr(model, "feed_names") else model.input_names
         with torch.no_grad():
-            expected = model(**{k: feeds[k] for k in names}).numpy()
+            expected = model(**{k: feeds[k] for k in model.feed_names}).numpy()
         tol = 0.05 if role == "ranker" else 1e-5  # the ranker is INT8
         np.testing.assert_allclose([getattr(r, attr) for r in recs], expected, atol=tol)
 
