@@ -102,28 +102,42 @@ class CTRModel(nn.Module):
     def feed_names(self) -> tuple[str, ...]:
         return tuple(n for n in self.input_names if self.cfg.vector_dim or not n.endswith("_vector"))
 
-    def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-               cand_vector=None) -> torch.Tensor:
-        """hist_* (Bh, H, ...) with Bh = 1 or N, hist_mask (Bh, H) float; cand_* (N, ...) -> logits (N,)."""
-        n, steps = cand_labels.shape[0], hist_labels.shape[1]
+    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None) -> torch.Tensor:
+        """Interest tracking: hist_* (Bh, H, ...) -> GRU states (Bh, H, g); padded steps keep the state."""
         e_hist = self.item(hist_labels, hist_index, hist_vector)  # (Bh, H, d)
-        e_cand = self.item(cand_labels, cand_index, cand_vector)  # (N, d)
         s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
         states = []
-        for t in range(steps):  # interest tracking; padded steps keep the state
+        for t in range(hist_labels.shape[1]):
             m = hist_mask[:, t, None]
             s = s + m * (self.track(e_hist[:, t], s) - s)
             states.append(s)
-        states = torch.stack(states, dim=1).expand(n, -1, -1)  # (N, H, g)
-        mask = hist_mask.expand(n, -1)  # (N, H)
+        return torch.stack(states, dim=1)
+
+    def attend(self, states, mask, q) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target attention of query q (N, g) over states (N, H, g) -> weights (N, H) (zero with no history) and
+        the attention-pooled interest (N, g)."""
+        scores = (states * q[:, None]).sum(dim=-1) / math.sqrt(self.cfg.hidden)
+        attn = torch.softmax(scores + (1.0 - mask) * MASK_LOGIT, dim=-1) * mask
+        return attn, (attn[..., None] * states).sum(dim=1)
+
+    def features(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
+                 cand_vector=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The relevance network's input (N, 3g + d), plus the interest states (N, H, g) and mask (N, H)."""
+        n = cand_labels.shape[0]
+        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector).expand(n, -1, -1)
+        mask = hist_mask.expand(n, -1)
+        e_cand = self.item(cand_labels, cand_index, cand_vector)  # (N, d)
         q = self.query(e_cand)  # (N, g)
-        scores = (states * q[:, None]).sum(dim=-1) / math.sqrt(self.cfg.hidden)  # (N, H)
-        attn = torch.softmax(scores + (1.0 - mask) * MASK_LOGIT, dim=-1) * mask  # (N, H); zero with no history
+        attn, pooled = self.attend(states, mask, q)
         h = e_cand.new_zeros(n, self.cfg.hidden)
-        for t in range(steps):  # interest enhancement (AUGRU)
+        for t in range(states.shape[1]):  # interest enhancement (AUGRU)
             h = h + mask[:, t, None] * (self.enhance(states[:, t], h, attn[:, t]) - h)
-        pooled = (attn[..., None] * states).sum(dim=1)  # (N, g)
-        z = torch.cat([h, pooled, pooled * q, e_cand], dim=-1)
+        return torch.cat([h, pooled, pooled * q, e_cand], dim=-1), states, mask
+
+    def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
+               cand_vector=None) -> torch.Tensor:
+        """hist_* (Bh, H, ...) with Bh = 1 or N, hist_mask (Bh, H) float; cand_* (N, ...) -> logits (N,)."""
+        z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector)[0]
         return self.relevance(z).squeeze(-1)
 
     def forward(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,

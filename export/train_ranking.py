@@ -58,14 +58,28 @@ def report(pred: np.ndarray, s: Samples) -> dict:
     return ranking_report(pred, s.y, s.user, s.group)
 
 
+def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = None, alpha: float = 0.5):
+    """The default objective: BCE(click) (+ alpha * BCE(teacher probability) when `soft` is given)."""
+    y = torch.from_numpy(train.y).to(tensors.device)
+    soft_t = None if soft is None else torch.from_numpy(soft).to(tensors.device)
+
+    def objective(model, idx: np.ndarray) -> torch.Tensor:
+        out = logits(model, tensors, train, idx)
+        loss = F.binary_cross_entropy_with_logits(out, y[idx])
+        if soft_t is not None:
+            loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])
+        return loss
+    return objective
+
+
 def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: int, lr: float, batch: int,
-        seed: int, soft: np.ndarray | None = None, alpha: float = 0.5, patience: int = 2, log=print) -> dict:
-    """Adam on BCE(click) (+ alpha * BCE(teacher probability) when `soft` is given); keeps the best val AUC."""
+        seed: int, soft: np.ndarray | None = None, alpha: float = 0.5, patience: int = 2, objective=None,
+        log=print) -> dict:
+    """Adam on `objective(model, batch rows) -> loss` (default: `click_loss`); keeps the best val AUC."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    y = torch.from_numpy(train.y).to(tensors.device)
-    soft_t = None if soft is None else torch.from_numpy(soft).to(tensors.device)
+    objective = objective or click_loss(tensors, train, soft, alpha)
     best, best_state, waited = -1.0, None, 0
     for epoch in range(epochs):
         model.train()
@@ -73,10 +87,7 @@ def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: in
         order = rng.permutation(len(train))
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
-            out = logits(model, tensors, train, idx)
-            loss = F.binary_cross_entropy_with_logits(out, y[idx])
-            if soft_t is not None:
-                loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])
+            loss = objective(model, idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
