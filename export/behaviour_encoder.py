@@ -1,7 +1,8 @@
 """Seed 003: an item feature extractor trained by predicting the behaviour on an exposed item from the history.
 
 Item encoder: a projection head over the text encoder's vector (the encoder itself stays frozen), x -> f(x), unit
-norm. Behaviour encoding: embeddings of the behaviour type (click, skip, ...) and of its time bucket. Fusion of each
+norm; with `residual`, f(x) = x + g(x) in the encoder's own space with g starting at zero, so training starts from
+the plain vectors and moves away from them only where the behaviour loss pays. Behaviour encoding: embeddings of the behaviour type (click, skip, ...) and of its time bucket. Fusion of each
 history item's f(x) with its behaviour code: add, multiply or an MLP. Prediction network against the exposed item
 c: target attention over the fused history then a dot product with f(c) ("attention"), mean pooling then a dot
 product ("pool_dot"), or an MLP over the pooled history and f(c) ("mlp"). After training, f serves semantic recall.
@@ -32,6 +33,7 @@ class BehaviourEncoderConfig:
     history_length: int = 50
     fusion: str = "add"
     predictor: str = "attention"
+    residual: bool = False  # f(x) = x + g(x), out_dim = vector_dim
 
     def __post_init__(self):
         require_positive(self, ("vector_dim", "out_dim", "hidden", "n_behaviours", "n_time_buckets",
@@ -39,18 +41,24 @@ class BehaviourEncoderConfig:
         if self.fusion not in FUSIONS or self.predictor not in PREDICTORS:
             raise ValueError(f"fusion must be one of {FUSIONS} and predictor one of {PREDICTORS}, got "
                              f"{self.fusion!r}, {self.predictor!r}")
+        if self.residual and self.out_dim != self.vector_dim:
+            raise ValueError(f"a residual head keeps the vector's width: out_dim {self.out_dim} != vector_dim "
+                             f"{self.vector_dim}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class ItemHead(nn.Module):
-    """x (..., V) -> f(x) (..., D), unit norm: a linear map plus a GELU MLP residual."""
+    """x (..., V) -> f(x) (..., D), unit norm: a linear map (the identity when residual) plus a GELU MLP."""
 
     def __init__(self, cfg: BehaviourEncoderConfig):
         super().__init__()
-        self.linear = nn.Linear(cfg.vector_dim, cfg.out_dim, bias=False)
+        self.linear = nn.Identity() if cfg.residual else nn.Linear(cfg.vector_dim, cfg.out_dim, bias=False)
         self.mlp = nn.Sequential(nn.Linear(cfg.vector_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.out_dim))
+        if cfg.residual:  # start exactly at the plain vectors
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.linear(x) + self.mlp(x), dim=-1)

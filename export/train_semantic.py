@@ -207,13 +207,15 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--residual", action="store_true", help="item head f(x) = x + g(x), starting at the plain vector")
     a = ap.parse_args(argv)
     if a.log == "movielens":
         log = movielens_with_vectors(a.data)
     else:
         from export.train_ranking import bing_vectors
         log = read_bing(a.data, bing_vectors(a.data))
-    cfg = BehaviourEncoderConfig(fusion=a.fusion, predictor=a.predictor)
+    cfg = BehaviourEncoderConfig(fusion=a.fusion, predictor=a.predictor, residual=a.residual,
+                                 out_dim=log.items.vectors.shape[1] if a.residual else 128)
     model, val_auc = train(log, cfg, a.epochs, a.lr, a.batch, a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save({"config": cfg.to_dict(), "state": model.state_dict(), "val_auc": val_auc}, a.out / "behaviour.pt")

@@ -15,6 +15,14 @@ def test_config_is_checked():
         BehaviourEncoderConfig(fusion="concat")
     with pytest.raises(ValueError, match="out_dim"):
         BehaviourEncoderConfig(out_dim=0)
+    with pytest.raises(ValueError, match="residual head keeps the vector's width"):
+        BehaviourEncoderConfig(vector_dim=384, out_dim=128, residual=True)
+
+
+def test_residual_head_starts_at_the_plain_vector():
+    head = BehaviourModel(BehaviourEncoderConfig(vector_dim=12, out_dim=12, hidden=16, residual=True)).item
+    x = torch.randn(5, 12)
+    torch.testing.assert_close(head(x), torch.nn.functional.normalize(x, dim=-1))
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
