@@ -53,6 +53,15 @@ def _without(history: np.ndarray, items: set[int] | None) -> np.ndarray:
     return history if not items else history[~np.isin(history, list(items))]
 
 
+def channels_of(items: ItemTable, prefix: str) -> tuple[list[int], np.ndarray]:
+    """The label ids whose names start with `prefix` (the channels, e.g. "genre:") and bool (n_items, C): the
+    channels each item belongs to."""
+    ids = [i for i, n in enumerate(items.label_names, start=1) if n.startswith(prefix)]
+    if not ids:
+        raise ValueError(f"no label starts with {prefix!r}; the log has e.g. {items.label_names[:5]}")
+    return ids, np.isin(items.labels[:, :, None], ids).any(axis=1)
+
+
 def channel_clicks(s: Samples, channels: np.ndarray) -> np.ndarray:
     """Seed 004's second target per row: 1.0 when the visit's click is in a channel (genre) of the row's item.
 

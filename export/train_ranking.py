@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from export.ctr import CTRConfig, CTRModel
 from export.dssm import DSSM, DSSMConfig
 from export.interactions import ClickLog, ItemTable, Samples, read_bing, read_movielens, samples
+from export.joint_ctr import JointCTR, JointCTRConfig
+from export.sparse_domains import channel_clicks, channels_of
 from export.metrics import ranking_report
 
 
@@ -58,16 +60,26 @@ def report(pred: np.ndarray, s: Samples) -> dict:
     return ranking_report(pred, s.y, s.user, s.group)
 
 
-def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = None, alpha: float = 0.5):
-    """The default objective: BCE(click) (+ alpha * BCE(teacher probability) when `soft` is given)."""
+def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = None, alpha: float = 0.5,
+               channel_y: np.ndarray | None = None, channel_weight: float = 0.5):
+    """The training objective: BCE(click) (+ alpha * BCE(teacher probability) when `soft` is given); with
+    `channel_y`, seed 004's total loss (1 - channel_weight) * that + channel_weight * BCE(channel click)."""
     y = torch.from_numpy(train.y).to(tensors.device)
     soft_t = None if soft is None else torch.from_numpy(soft).to(tensors.device)
+    channel_t = None if channel_y is None else torch.from_numpy(channel_y).to(tensors.device)
 
     def objective(model, idx: np.ndarray) -> torch.Tensor:
-        out = logits(model, tensors, train, idx)
+        if channel_t is None:
+            out = logits(model, tensors, train, idx)
+        else:
+            feeds = tensors.feeds(train.hist[idx], train.target[idx])
+            out, channel = model.both(**{k: feeds[k] for k in model.feed_names})
         loss = F.binary_cross_entropy_with_logits(out, y[idx])
         if soft_t is not None:
             loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])
+        if channel_t is not None:
+            loss = (1 - channel_weight) * loss + channel_weight * F.binary_cross_entropy_with_logits(
+                channel, channel_t[idx])
         return loss
     return objective
 
@@ -120,7 +132,8 @@ def save(model, path: Path, metrics: dict) -> None:
 
 def load(path: Path):
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cls, cfg_cls = {"CTRModel": (CTRModel, CTRConfig), "DSSM": (DSSM, DSSMConfig)}[ckpt["kind"]]
+    cls, cfg_cls = {"CTRModel": (CTRModel, CTRConfig), "JointCTR": (JointCTR, JointCTRConfig),
+                    "DSSM": (DSSM, DSSMConfig)}[ckpt["kind"]]
     model = cls(cfg_cls(**ckpt["config"]))
     model.load_state_dict(ckpt["state"])
     return model.eval(), ckpt["metrics"]
@@ -133,10 +146,12 @@ DSSM_SIZE = dict(history_length=50, label_dim=32, hidden=64, out_dim=32)
 
 
 def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, seed: int, device="cpu",
-              with_vector: bool = True, patience: int = 2, logf=print) -> dict:
+              with_vector: bool = True, patience: int = 2, channels: str | None = None, logf=print) -> dict:
     """DSSM, CTR teacher and distilled CTR student on `log`; returns held-out figures for each (and popularity).
 
-    A model whose checkpoint is already in `out` is loaded instead of trained, so an interrupted run goes on."""
+    With `channels` (a label-name prefix such as "genre:"), both CTR models are seed 004's joint item/channel
+    models. A model whose checkpoint is already in `out` is loaded instead of trained, so an interrupted run goes
+    on."""
     out.mkdir(parents=True, exist_ok=True)
     tensors = ItemTensors(log.items, device)
     n_labels, k = len(log.items.label_names), log.items.labels.shape[1]
@@ -147,10 +162,16 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
                         "items": len(log.items) - 1, "labels": n_labels}}
     results["popularity"] = report(popularity(log, data["test"]), data["test"])
     fits = {}
-    models = {"dssm": DSSM(DSSMConfig(n_labels, k, **DSSM_SIZE)),
-              "ctr_teacher": CTRModel(CTRConfig(n_labels, k, vector_dim=v, **TEACHER))}
+    channel_ids, channel_sets = channels_of(log.items, channels) if channels else (None, None)
+
+    def ctr(size: dict) -> CTRModel:
+        if channels:
+            return JointCTR(JointCTRConfig(n_labels, k, vector_dim=v, channel_labels=channel_ids, **size))
+        return CTRModel(CTRConfig(n_labels, k, vector_dim=v, **size))
+
+    models = {"dssm": DSSM(DSSMConfig(n_labels, k, **DSSM_SIZE)), "ctr_teacher": ctr(TEACHER)}
     short = {n: samples(log.split(n), STUDENT["history_length"]) for n in hist}
-    models["ctr_student"] = CTRModel(CTRConfig(n_labels, k, vector_dim=v, **STUDENT))
+    models["ctr_student"] = ctr(STUDENT)
     for name, model in models.items():
         path, split_data = out / f"{name}.pt", short if name == "ctr_student" else data
         if path.exists():  # a finished step of an interrupted run
@@ -158,10 +179,14 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
             models[name] = model = load(path)[0]
         else:
             logf(f"== {name}")
+            train = split_data["train"]
             soft = score(models["ctr_teacher"], tensors, data["train"]) if name == "ctr_student" else None
+            joint = channels and name != "dssm"
+            objective = click_loss(tensors, train, soft, channel_y=channel_clicks(train, channel_sets) if joint
+                                   else None)
             model.to(device)
-            fits[name] = fit(model, tensors, split_data["train"], split_data["val"], epochs=epochs, lr=lr,
-                             batch=batch, seed=seed, soft=soft, patience=patience, log=logf)
+            fits[name] = fit(model, tensors, train, split_data["val"], epochs=epochs, lr=lr, batch=batch,
+                             seed=seed, patience=patience, objective=objective, log=logf)
         model.to(device)
         results[name] = report(score(model, tensors, split_data["test"]), split_data["test"])
         save(model.cpu(), path, results[name])
@@ -189,13 +214,15 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-vector", action="store_true", help="CTR models without the items' semantic vectors")
     ap.add_argument("--patience", type=int, default=2, help="epochs without a better val AUC before stopping")
+    ap.add_argument("--channels", help="label-name prefix of the channels (e.g. genre:): seed 004's joint "
+                    "item/channel CTR models")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
     logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed),
             "bing": lambda: read_bing(a.data, bing_vectors(a.data)),
             "file": lambda: pickle.loads(gzip.decompress(a.log_file.read_bytes()))}
     print(json.dumps(train_all(logs[a.log](), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
-                               device=a.device, patience=a.patience,
+                               device=a.device, patience=a.patience, channels=a.channels,
                                with_vector=not a.no_vector), indent=1))
 
 

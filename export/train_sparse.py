@@ -16,29 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from export.ctr import CTRConfig, CTRModel
 from export.gan_augment import DISTANCES, GANConfig, GANObjective
 from export.interactions import read_movielens, samples
 from export.joint_ctr import JointCTR, JointCTRConfig
-from export.sparse_domains import channel_clicks, domain_items, domain_report, sparsify
+from export.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
 from export.train_ranking import STUDENT, ItemTensors, click_loss, fit, report, score
 
 METHODS = ("full", "plain", "joint", "gan", "both")
-
-
-def joint_loss(tensors: ItemTensors, train, channel_y: np.ndarray, weight: float):
-    """Seed 004's total loss: (1 - weight) * BCE(item click) + weight * BCE(channel click)."""
-    y = torch.from_numpy(train.y).to(tensors.device)
-    yc = torch.from_numpy(channel_y).to(tensors.device)
-
-    def objective(model, idx: np.ndarray) -> torch.Tensor:
-        feeds = tensors.feeds(train.hist[idx], train.target[idx])
-        item, channel = model.both(**{k: feeds[k] for k in model.feed_names})
-        return ((1 - weight) * F.binary_cross_entropy_with_logits(item, y[idx])
-                + weight * F.binary_cross_entropy_with_logits(channel, yc[idx]))
-    return objective
 
 
 def run(method: str, seed: int, *, genres: list[str], keep: float, epochs: int, lr: float, batch: int,
@@ -53,11 +39,11 @@ def run(method: str, seed: int, *, genres: list[str], keep: float, epochs: int, 
     n_labels = len(names)
     torch.manual_seed(seed)
     if method in ("joint", "both"):
-        genre_ids = [i for i, n in enumerate(names, start=1) if n.startswith("genre:")]
+        genre_ids, channels = channels_of(clicklog.items, "genre:")
         model = JointCTR(JointCTRConfig(n_labels, clicklog.items.labels.shape[1], channel_labels=genre_ids,
                                         channel_weight=channel_weight, **STUDENT))
-        channels = np.isin(clicklog.items.labels[:, :, None], genre_ids).any(axis=1)  # (n_items, genres)
-        objective = joint_loss(tensors, train, channel_clicks(train, channels), channel_weight)
+        objective = click_loss(tensors, train, channel_y=channel_clicks(train, channels),
+                               channel_weight=channel_weight)
     else:
         model = CTRModel(CTRConfig(n_labels, clicklog.items.labels.shape[1], **STUDENT))
         objective = click_loss(tensors, train)

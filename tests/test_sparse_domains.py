@@ -9,9 +9,8 @@ from export.ctr import CTRConfig, CTRModel
 from export.gan_augment import GANConfig, GANObjective, distance
 from export.interactions import ClickLog, Impression, ItemTable, Samples, samples
 from export.joint_ctr import JointCTR, JointCTRConfig
-from export.sparse_domains import channel_clicks, domain_items, domain_report, sparsify
+from export.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
 from export.train_ranking import ItemTensors, click_loss, fit, score
-from export.train_sparse import joint_loss
 
 GENRES = ["genre:a", "genre:b", "genre:c"]
 SIZE = dict(history_length=5, label_dim=8, vector_proj=8, item_dim=8, hidden=8, mlp=16, dropout=0.0)
@@ -113,8 +112,9 @@ def test_joint_training_learns_the_item_task():
     log = genre_log()
     model, tensors = joint_model(log), ItemTensors(log.items)
     train, test = samples(log.train, 5), samples(log.test, 5)
-    channels = np.isin(log.items.labels[:, :, None], [1, 2, 3]).any(axis=1)
-    objective = joint_loss(tensors, train, channel_clicks(train, channels), 0.5)
+    ids, channels = channels_of(log.items, "genre:")
+    assert ids == [1, 2, 3] and channels.sum(axis=1).tolist() == [0] + [1] * 30
+    objective = click_loss(tensors, train, channel_y=channel_clicks(train, channels))
     fit(model, tensors, train, test, epochs=10, lr=1e-2, batch=64, seed=0, patience=10, objective=objective,
         log=lambda m: None)
     assert domain_report(score(model, tensors, test), test, np.ones(len(log.items), bool))["auc"] > 0.9
@@ -150,3 +150,23 @@ def test_gan_objective_alternates_generator_and_discriminator_steps():
     assert domain_report(score(model, tensors, test), test, domain)["auc"] > 0.8
     with pytest.raises(ValueError, match="distance"):
         GANConfig(10, distance="cosine")
+
+
+def test_train_all_with_channels_trains_joint_models_that_export(tmp_path):
+    from export.package_ranking import export_ranking_model, onnx_scores
+    from export.train_ranking import load, train_all
+
+    log = genre_log(users=9, visits=6)
+    results = train_all(log, tmp_path, epochs=1, lr=1e-2, batch=64, seed=0, channels="genre:", logf=lambda m: None)
+    assert {"dssm", "ctr_teacher", "ctr_student"} <= results.keys()
+    student, metrics = load(tmp_path / "ctr_student.pt")
+    assert isinstance(student, JointCTR) and student.cfg.channel_labels == (1, 2, 3)
+    assert metrics == results["ctr_student"]
+    tensors = ItemTensors(log.items)
+    path, diff = export_ranking_model(student, tensors, log.test[:3], tmp_path / "ranker.onnx")
+    assert diff < 1e-4
+    torch_scores = np.concatenate([score(student, tensors, samples([imp], student.cfg.history_length))
+                                   for imp in log.test[:3]])
+    np.testing.assert_allclose(onnx_scores(path, tensors, log.test[:3]), torch_scores, atol=1e-4)
+    with pytest.raises(ValueError, match="no label starts with 'shelf:'"):
+        train_all(log, tmp_path / "x", epochs=1, lr=1e-2, batch=64, seed=0, channels="shelf:", logf=lambda m: None)
