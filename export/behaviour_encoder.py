@@ -2,10 +2,11 @@
 
 Item encoder: a projection head over the text encoder's vector (the encoder itself stays frozen), x -> f(x), unit
 norm; with `residual`, f(x) = x + g(x) in the encoder's own space with g starting at zero, so training starts from
-the plain vectors and moves away from them only where the behaviour loss pays. Behaviour encoding: embeddings of the behaviour type (click, skip, ...) and of its time bucket. Fusion of each
-history item's f(x) with its behaviour code: add, multiply or an MLP. Prediction network against the exposed item
-c: target attention over the fused history then a dot product with f(c) ("attention"), mean pooling then a dot
-product ("pool_dot"), or an MLP over the pooled history and f(c) ("mlp"). After training, f serves semantic recall.
+the plain vectors and moves away from them only where the behaviour loss pays. Behaviour encoding: embeddings of
+the behaviour type (click, skip, ...) and of its time bucket. Fusion of each history item's f(x) with its behaviour
+code: add, multiply or an MLP. Prediction network against the exposed item c: target attention over the fused
+history then a dot product with f(c) ("attention"), mean pooling then a dot product ("pool_dot"), or an MLP over
+the pooled history and f(c) ("mlp"). After training, f serves semantic recall.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class GANConfig:
     n_labels: int
     dim: int = 16
     noise_dim: int = 8
-    adversarial_weight: float = 0.2  # D: weight of BCE(generated -> 0) beside its click loss
+    adversarial_weight: float = 0.2  # D: weight of the real-vs-generated term beside its click loss
     distance: str = "mmd"
     distance_weight: float = 1.0
     lr: float = 1e-3
@@ -85,7 +85,6 @@ class GANObjective:
         torch.manual_seed(seed)
         self.generator = Generator(cfg, tensors.labels[self.rows]).to(tensors.device)
         self.opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr)
-        self.y = torch.from_numpy(train.y).to(tensors.device)
         self.target = torch.from_numpy(train.target).to(tensors.device)
 
     def __call__(self, model, idx: np.ndarray) -> torch.Tensor:
@@ -104,8 +103,7 @@ class GANObjective:
             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
 
     def _d_logits(self, model, hist: np.ndarray, items: torch.Tensor) -> torch.Tensor:
-        feeds = self.tensors.feeds(hist, items.cpu().numpy())
-        return model.logits(**{k: feeds[k] for k in model.feed_names})
+        return model.logits(**self.tensors.feeds(hist, items.cpu().numpy(), model.feed_names))
 
     def _generator_step(self, model, hist: np.ndarray, clicked: torch.Tensor) -> torch.Tensor:
         """One policy-gradient step of G against the fixed D; returns the sampled items (rows of the table)."""

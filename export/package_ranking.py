@@ -39,8 +39,7 @@ CANDIDATE_INPUTS = ("cand_labels", "cand_index", "cand_vector")
 def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int, names) -> dict[str, torch.Tensor]:
     """One visit: the user's history as a batch of one (1, H, ...) against all its shown items (N, ...)."""
     hist = samples([imp], history_length).hist[:1]
-    feeds = tensors.feeds(hist, imp.shown)
-    return {k: feeds[k] for k in names}
+    return tensors.feeds(hist, imp.shown, names)
 
 
 def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:

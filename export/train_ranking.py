@@ -35,17 +35,18 @@ class ItemTensors:
         self.vectors = torch.from_numpy(items.vectors.astype(np.float32)).to(device)
         self.device = device
 
-    def feeds(self, hist: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
+    def feeds(self, hist: np.ndarray, target: np.ndarray, names=None) -> dict[str, torch.Tensor]:
+        """Every feed, or only those in `names` (a model's `feed_names`)."""
         h = torch.from_numpy(hist).to(self.device)
         t = torch.from_numpy(target).to(self.device)
-        return {"hist_labels": self.labels[h], "hist_index": self.index[h], "hist_vector": self.vectors[h],
-                "hist_mask": (h > 0).float(), "cand_labels": self.labels[t], "cand_index": self.index[t],
-                "cand_vector": self.vectors[t]}
+        out = {"hist_labels": self.labels[h], "hist_index": self.index[h], "hist_vector": self.vectors[h],
+               "hist_mask": (h > 0).float(), "cand_labels": self.labels[t], "cand_index": self.index[t],
+               "cand_vector": self.vectors[t]}
+        return out if names is None else {k: out[k] for k in names}
 
 
 def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Tensor:
-    feeds = tensors.feeds(s.hist[idx], s.target[idx])
-    return model.logits(**{k: feeds[k] for k in model.feed_names})
+    return model.logits(**tensors.feeds(s.hist[idx], s.target[idx], model.feed_names))
 
 
 @torch.no_grad()
@@ -72,8 +73,7 @@ def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = N
         if channel_t is None:
             out = logits(model, tensors, train, idx)
         else:
-            feeds = tensors.feeds(train.hist[idx], train.target[idx])
-            out, channel = model.both(**{k: feeds[k] for k in model.feed_names})
+            out, channel = model.both(**tensors.feeds(train.hist[idx], train.target[idx], model.feed_names))
         loss = F.binary_cross_entropy_with_logits(out, y[idx])
         if soft_t is not None:
             loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])

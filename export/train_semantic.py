@@ -159,9 +159,8 @@ def evaluate_recall(log: ClickLog, model: BehaviourModel, dssm, d: int = 50, see
             "semantic_behaviour": recall_at((trained[pool] @ trained[refs].T).max(axis=1), pool, pos, d)}
         s = samples([Impression(imp.user, imp.time, imp.history, pool, np.zeros(len(pool), np.float32))],
                     dssm.cfg.history_length)
-        feeds = tensors.feeds(s.hist[:1], s.target)
         with torch.no_grad():
-            model_scores = dssm(**{k: feeds[k] for k in dssm.feed_names}).numpy()
+            model_scores = dssm(**tensors.feeds(s.hist[:1], s.target, dssm.feed_names)).numpy()
         per_path["model_dssm"] = recall_at(model_scores, pool, pos, d)
         per_path["tag_match"] = recall_at(_tag_match(log, refs, pool), pool, pos, d)
         per_path["union_model_tag_semantic"] = (per_path["model_dssm"] | per_path["tag_match"]

@@ -95,8 +95,7 @@ def test_joint_model_towers_exchange_hidden_vectors():
     model = joint_model(log).eval()
     tensors = ItemTensors(log.items)
     s = samples(log.train, 5)
-    feeds = tensors.feeds(s.hist[:8], s.target[:8])
-    feeds = {k: feeds[k] for k in model.feed_names}
+    feeds = tensors.feeds(s.hist[:8], s.target[:8], model.feed_names)
     item, channel = model.both(**feeds)
     assert item.shape == channel.shape == (8,)
     torch.testing.assert_close(model.logits(**feeds), item)
