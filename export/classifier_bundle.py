@@ -15,15 +15,17 @@ from export.quantize import quantize_int8
 PARITY_ATOL = 1e-4  # fp32 ONNX vs torch, on every output
 
 
-def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict[str, torch.Tensor]
-                      ) -> tuple[Path, Path, float]:
-    """Export fp32, verify it against torch on `sample`, quantize to INT8. Returns (fp32, int8, max abs diff)."""
+def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict[str, torch.Tensor],
+                      head: InferenceHead | None = None) -> tuple[Path, Path, float]:
+    """Export fp32, verify it against torch on `sample`, quantize to INT8. Returns (fp32, int8, max abs diff).
+
+    `head` is the graph to export (default: the classifier's own `InferenceHead`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    head = InferenceHead(model.eval())
+    head = (head or InferenceHead(model)).eval()
     dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
-    fp32 = export_onnx(head, sample, InferenceHead.output_names, workdir / "classifier.fp32.onnx", dynamic)
-    diff = check_parity(head, fp32, sample, InferenceHead.output_names, PARITY_ATOL)
+    fp32 = export_onnx(head, sample, head.output_names, workdir / "classifier.fp32.onnx", dynamic)
+    diff = check_parity(head, fp32, sample, head.output_names, PARITY_ATOL)
     int8 = quantize_int8(fp32, workdir / "classifier.int8.onnx")
     return fp32, int8, diff
 

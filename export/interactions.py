@@ -7,6 +7,8 @@ optional semantic vector. An `Impression` is one visit: a user, a time, the item
 """
 from __future__ import annotations
 
+import gzip
+import pickle
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +195,8 @@ def read_bing(data_dir: Path, vectors: dict[str, np.ndarray] | None = None, val_
         out[split_].append(Impression(users[r[0]], i, hist, np.array([item]), np.array([float(r[2])], np.float32)))
     return ClickLog("bing-news", items, out["train"], out["val"], out["test"],
                     notes="DKN sample; history = the user's clicked training titles; c = 0.5")
+
+
+def read_log_file(path: Path) -> ClickLog:
+    """A gzipped pickled `ClickLog` (e.g. from `export.user_simulator`)."""
+    return pickle.loads(gzip.decompress(Path(path).read_bytes()))

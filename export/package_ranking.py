@@ -12,9 +12,7 @@ at these widths (16-32) dynamic quantization of each small MatMul can cost more 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,7 +23,7 @@ import torch
 from edge_rec.bundle import load_bundle
 from edge_rec.sessions import make_session
 from export.bundle_writer import io_signature, write_manifest
-from export.interactions import ClickLog, Impression, read_movielens, samples
+from export.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
 from export.onnx_export import check_parity, export_onnx
 from export.package_classifier import p50_ms
 from export.quantize import quantize_int8
@@ -119,7 +117,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
     a = ap.parse_args(argv)
-    log = read_movielens(a.data) if a.log == "movielens" else pickle.loads(gzip.decompress(Path(a.log).read_bytes()))
+    log = read_movielens(a.data) if a.log == "movielens" else read_log_file(Path(a.log))
     with tempfile.TemporaryDirectory() as tmp:
         files, figures = package(a.run, log, Path(tmp))
         (a.run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")

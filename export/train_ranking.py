@@ -8,9 +8,7 @@ Each run writes its checkpoints (config + weights) and `report.json` with held-o
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import pickle
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 
 from export.ctr import CTRConfig, CTRModel
 from export.dssm import DSSM, DSSMConfig
-from export.interactions import ClickLog, ItemTable, Samples, read_bing, read_movielens, samples
+from export.interactions import ClickLog, ItemTable, Samples, read_bing, read_log_file, read_movielens, samples
 from export.joint_ctr import JointCTR, JointCTRConfig
 from export.sparse_domains import channel_clicks, channels_of
 from export.metrics import ranking_report
@@ -220,7 +218,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed),
             "bing": lambda: read_bing(a.data, bing_vectors(a.data)),
-            "file": lambda: pickle.loads(gzip.decompress(a.log_file.read_bytes()))}
+            "file": lambda: read_log_file(a.log_file)}
     print(json.dumps(train_all(logs[a.log](), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
                                device=a.device, patience=a.patience, channels=a.channels,
                                with_vector=not a.no_vector), indent=1))

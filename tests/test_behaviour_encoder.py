@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
-from conftest import TITLES, tiny_teacher
+from conftest import TITLES, random_batch, tiny_model, tiny_teacher, tiny_tokenizer
 from export.behaviour_encoder import FUSIONS, PREDICTORS, BehaviourEncoderConfig, BehaviourModel
 from export.interactions import ClickLog, Impression, ItemTable
-from export.text_vectors import TitleEncoder
+from export.classifier_bundle import export_classifier
+from export.onnx_export import run_onnx
+from export.semantic_branch import BranchedInferenceHead, SemanticBranch, compact, load_compact
+from export.text_vectors import e5_title_encoder, tokenise
 from export.train_semantic import Events, behaviour_samples, predict, recall_at, train
 
 
@@ -110,7 +114,7 @@ def _titled_log(seed: int = 0) -> tuple[ClickLog, list[str]]:
 def test_title_encoder_vectors_are_unit_and_batch_independent():
     tf, _ = tiny_teacher()
     titles = TITLES[:5]
-    enc = TitleEncoder(titles, tf).eval()
+    enc = e5_title_encoder(titles, tf).eval()
     table = enc.table(batch=2)
     assert table.shape == (6, tf.config.hidden) and (table[0] == 0).all()
     torch.testing.assert_close(table[1:].norm(dim=-1), torch.ones(5))
@@ -123,15 +127,47 @@ def test_end_to_end_training_learns_what_a_head_over_frozen_vectors_cannot():
     over them stays near chance, while training the encoder with it separates the topics' characters."""
     tf, _ = tiny_teacher()
     log, titles = _titled_log()
-    log.items.vectors = TitleEncoder(titles, tf).table().numpy()
+    log.items.vectors = e5_title_encoder(titles, tf).table().numpy()
     cfg = BehaviourEncoderConfig(vector_dim=tf.config.hidden, out_dim=tf.config.hidden, hidden=32, history_length=20,
                                  residual=True, fusion="multiply")
     kwargs = dict(epochs=10, lr=5e-3, batch=64, seed=0, log_fn=lambda _: None)
     _, _, frozen_auc = train(log, cfg, **kwargs)
-    encoder = TitleEncoder(titles, tf)
+    encoder = e5_title_encoder(titles, tf)
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     _, table, val_auc = train(log, cfg, encoder=encoder, encoder_lr=3e-3, **kwargs)
     assert frozen_auc < 0.7 and val_auc > 0.9, (frozen_auc, val_auc)
     moved = [k for k, v in encoder.state_dict().items() if not torch.equal(v, before[k])]
-    assert "encoder.word.weight" in moved and "encoder.layers.1.ff_out.weight" in moved
+    assert "model.encoder.word.weight" in moved and "model.encoder.layers.1.ff_out.weight" in moved
     torch.testing.assert_close(table, encoder.table())  # the encoder is left at its best epoch, the table's
+
+
+def test_classifier_branch_starts_at_the_classifier_vector_and_trains_only_its_layers(tmp_path):
+    clf = tiny_model()
+    titles = TITLES[:6]
+    path = compact(clf, tiny_tokenizer(), titles, pad_id=1, path=tmp_path / "branch.pt")
+    enc = load_compact(path).eval()
+    assert enc.model.encoder.word.num_embeddings < clf.cfg.encoder.vocab_size  # only the rows the titles use
+    ids, mask = tokenise(tiny_tokenizer(), titles, pad_id=1)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.table()[1:], clf(ids, mask).vector, atol=1e-6, rtol=1e-5)
+    branch = SemanticBranch.of(clf)
+    assert branch.encoder.word is clf.encoder.word and branch.encoder.layers[0] is not clf.encoder.layers[0]
+    trainable = {n for n, p in branch.named_parameters() if p.requires_grad}
+    assert trainable == {f"encoder.{k}" for k in branch.encoder.state_dict() if k.startswith("layers.")} | {
+        "project.weight", "project.bias"}
+    assert set(branch.trained_state()) == trainable
+
+
+def test_branched_classifier_exports_one_embedding_table_with_parity(tmp_path):
+    clf = tiny_model()
+    head = BehaviourModel(BehaviourEncoderConfig(vector_dim=16, out_dim=16, hidden=8, residual=True)).item
+    torch.nn.init.normal_(head.mlp[-1].weight)  # away from the identity, so the head's maths is exercised
+    branched = BranchedInferenceHead(clf, SemanticBranch.of(clf), head)
+    fp32, int8, diff = export_classifier(clf, tmp_path, random_batch(clf.cfg.encoder.vocab_size), branched)
+    assert diff < 1e-4
+    graph = onnx.load(str(fp32)).graph
+    assert [o.name for o in graph.output][-1] == "semantic_vector"
+    vocab = clf.cfg.encoder.vocab_size
+    assert sum(1 for t in graph.initializer if t.dims and t.dims[0] == vocab) == 1  # the word table, once
+    vec = run_onnx(int8, {k: v.numpy() for k, v in random_batch(vocab).items()})[-1]
+    np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-3)
