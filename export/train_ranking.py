@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from export.ctr import CTRConfig, CTRModel
 from export.dssm import DSSM, DSSMConfig
-from export.interactions import ClickLog, ItemTable, Samples, read_bing, read_log_file, read_movielens, samples
+from export.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, read_bing, read_log_file,
+                                 read_movielens, samples)
 from export.joint_ctr import JointCTR, JointCTRConfig
 from export.sparse_domains import channel_clicks, channels_of
 from export.metrics import ranking_report
@@ -202,9 +203,7 @@ def bing_vectors(data_dir: Path) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m export.train_ranking", description=__doc__.split("\n")[0])
-    ap.add_argument("log", choices=["movielens", "bing", "file"])
-    ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from export.user_simulator)")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_log_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)

