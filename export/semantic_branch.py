@@ -48,7 +48,7 @@ class SemanticBranch(nn.Module):
     @classmethod
     def of(cls, clf: ContentClassifierModel) -> "SemanticBranch":
         encoder = copy.deepcopy(clf.encoder)
-        encoder.word = clf.encoder.word  # the same table, not a copy: exported once
+        encoder.word = clf.encoder.word  # the same table, not a copy: exported once, frozen for both
         return cls(encoder, copy.deepcopy(clf.project))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
