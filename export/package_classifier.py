@@ -81,8 +81,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
                "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), test, tag_threshold=threshold),
                "student_fp32_torch": evaluate(lambda idx, ids, mask: student(ids, mask), test, tag_threshold=threshold)}
     with tempfile.TemporaryDirectory() as tmp:
-        sample = {"input_ids": test.ids[:16, :int(test.len[:16].max())],
-                  "attention_mask": (torch.arange(int(test.len[:16].max()))[None] < test.len[:16, None]).long()}
+        sample = test.feeds(slice(0, 16))
         fp32, int8, diff = export_classifier(student, Path(tmp), sample)
         metrics["parity_fp32_onnx_vs_torch_max_abs"] = diff
         metrics["student_fp32_onnx"] = onnx_report(fp32, test, threshold)

@@ -115,14 +115,13 @@ def export_and_measure(clf: ContentClassifierModel, run: Path, prep: Path, out: 
     bundle: size, latency and how closely the INT8 `semantic_vector` follows torch."""
     head = load_trained(clf, run)
     test = load_prep(prep)[0]["test"]
-    n = int(test.len[:64].max())
-    sample = {"input_ids": test.ids[:64, :n], "attention_mask": (torch.arange(n)[None] < test.len[:64, None]).long()}
+    sample = test.feeds(slice(0, 64))
     _, plain_int8, _ = export_classifier(clf, out / "plain", sample)
     _, int8, diff = export_classifier(clf, out, sample, head)
     with torch.no_grad():
         want = head(**sample)[-1].numpy()
     got = run_onnx(int8, {k: v.numpy() for k, v in sample.items()})[-1]
-    one = {k: v[:1, :int(test.len[0])].numpy() for k, v in sample.items()}
+    one = {k: v.numpy() for k, v in test.feeds(slice(0, 1)).items()}
     sessions = {"plain": make_session(plain_int8, 1), "branched": make_session(int8, 1)}
     return {"parity_fp32_onnx_vs_torch_max_abs": diff,
             "int8_semantic_vector_cosine_to_torch_min": round(float((want * got).sum(1).min()), 4),

@@ -88,9 +88,14 @@ class Split:
             order = torch.argsort(self.len, stable=True) if by_length else torch.arange(len(self))
         for start in range(0, len(self), size):
             idx = order[start:start + size]
-            width = int(self.len[idx].max())
-            mask = (torch.arange(width)[None] < self.len[idx, None]).long()
-            yield idx, self.ids[idx, :width], mask, self.label[idx], self.tags[idx], self.index[idx]
+            x = self.feeds(idx)
+            yield idx, x["input_ids"], x["attention_mask"], self.label[idx], self.tags[idx], self.index[idx]
+
+    def feeds(self, idx) -> dict[str, torch.Tensor]:
+        """Rows `idx` (indices or a slice) as the classifier's inputs, padded to their longest title."""
+        width = int(self.len[idx].max())
+        return {"input_ids": self.ids[idx, :width],
+                "attention_mask": (torch.arange(width)[None] < self.len[idx, None]).long()}
 
     def padded(self, flat: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
         """Rows `idx` of a cached per-token array (total tokens, H) as (B, T, H) float32, zero-padded."""
