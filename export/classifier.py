@@ -3,7 +3,8 @@
 Pooled encoder output x feeds n experts f_i(x) = W2_i GELU(W1_i x); task k mixes them with its own softmax gate
 g_k(x). Task 1 (classification): h = LayerNorm(GELU(Wc f^1)) -> primary logits (softmax) and secondary-tag logits
 (sigmoid). Task 2 (category index): c = sigmoid(W2 GELU(W1 f^2)). The semantic vector is x projected and
-L2-normalised.
+L2-normalised. An optional wide part (hashed token n-grams, export/ngram_wide.py) is projected and added to x
+before the MMoE, so the heads see surface n-grams beside the encoder; the semantic vector stays the encoder's.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from export.encoder import Encoder, EncoderConfig, require_positive
+from export.ngram_wide import HashedNgrams, WideConfig
 
 
 @dataclass
@@ -28,10 +30,13 @@ class ClassifierConfig:
     tower_hidden: int = 256
     index_hidden: int = 64
     vector_dim: int = 384
+    wide: WideConfig = field(default_factory=WideConfig)
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):
             self.encoder = EncoderConfig(**self.encoder)
+        if isinstance(self.wide, dict):
+            self.wide = WideConfig(**self.wide)
         require_positive(self, ("n_primary", "n_tags", "n_experts", "expert_hidden", "expert_dim", "tower_hidden",
                                 "index_hidden", "vector_dim"))
         if self.n_primary < 2:
@@ -80,12 +85,19 @@ class ContentClassifierModel(nn.Module):
         self.idx1 = nn.Linear(cfg.expert_dim, cfg.index_hidden)
         self.idx2 = nn.Linear(cfg.index_hidden, 1)
         self.project = nn.Linear(h, cfg.vector_dim)
+        self.wide = HashedNgrams(cfg.wide) if cfg.wide.buckets else None
+        if self.wide is not None:  # starts at zero: adding the wide part leaves a pretrained model's output as it was
+            self.wide_proj = nn.Linear(cfg.wide.dim, h)
+            nn.init.zeros_(self.wide_proj.weight)
+            nn.init.zeros_(self.wide_proj.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> ClassifierOutput:
-        return self.heads(*self.encoder(input_ids, attention_mask))
+        return self.heads(*self.encoder(input_ids, attention_mask), input_ids, attention_mask)
 
-    def heads(self, hidden: list, pooled: torch.Tensor) -> ClassifierOutput:
-        f_cls, f_idx = self.mmoe(pooled)
+    def heads(self, hidden: list, pooled: torch.Tensor, input_ids: torch.Tensor,
+              attention_mask: torch.Tensor) -> ClassifierOutput:
+        x = pooled if self.wide is None else pooled + self.wide_proj(self.wide(input_ids, attention_mask))
+        f_cls, f_idx = self.mmoe(x)
         t = self.cls_ln(F.gelu(self.cls_in(f_cls)))
         index = torch.sigmoid(self.idx2(F.gelu(self.idx1(f_idx)))).squeeze(-1)
         vector = F.normalize(self.project(pooled), dim=-1)

@@ -6,8 +6,10 @@ smoothing; items without keywords get no target (masked out of the index loss).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +24,15 @@ NAMES = ["story", "culture", "entertainment", "sports", "finance", "house", "car
 @dataclass
 class Example:
     title: str
-    label: int  # index into CODES
+    label: int  # index into CODES; -1 for an unlabelled title
     keywords: list[str]
+    source: str = "toutiao"  # "toutiao" or "tnews": the test figures are reported per source
+    public: bool = False  # in FewCLUE TNEWS test_public: reported on, never trained on
 
 
 def read_corpora(data_dir: Path) -> list[Example]:
-    """All labelled titles, de-duplicated by title (first label wins; keywords merged)."""
+    """The shipped v2 bundle's corpora: three files, de-duplicated by exact title (first label wins; keywords
+    merged). Kept until the bundle is rebuilt from read_labelled + assign_splits, so its held-out figures stay honest."""
     data_dir = Path(data_dir)
     rows: list[tuple[str, str, list[str]]] = []
     for line in (data_dir / "toutiao_partial" / "toutiao_cat_data.dev.txt").read_text(encoding="utf-8").splitlines():
@@ -67,6 +72,99 @@ def split(examples: list[Example], seed: int = 13, val: float = 0.1, test: float
     n_test, n_val = int(len(order) * test), int(len(order) * val)
     pick = lambda idx: [examples[i] for i in idx]  # noqa: E731
     return pick(order[n_test + n_val:]), pick(order[n_test:n_test + n_val]), pick(order[:n_test])
+
+
+def normalise(title: str) -> str:
+    """The de-duplication key: NFKC, lower case, no whitespace (the files differ in full-width forms and spaces)."""
+    return "".join(unicodedata.normalize("NFKC", title).lower().split())
+
+
+def _toutiao_rows(data_dir: Path):
+    for line in (data_dir / "toutiao_partial" / "toutiao_cat_data.dev.txt").read_text(encoding="utf-8").splitlines():
+        parts = line.split("_!_")
+        if len(parts) >= 4:
+            yield parts[3], parts[1], _keywords(parts[4] if len(parts) > 4 else "")
+    for line in (data_dir / "toutiao_partial" / "toutiao_titles_labelidx.txt").read_text(encoding="utf-8").splitlines():
+        title, _, idx = line.rpartition("_!_")
+        if title and idx.isdigit() and int(idx) < len(CODES):
+            yield title, CODES[int(idx)], []
+    more = data_dir / "toutiao_more" / "toutiao_titles_5class.txt"
+    if more.is_file():
+        for line in more.read_text(encoding="utf-8").splitlines():
+            title, _, code = line.rpartition("_!_")
+            if title:
+                yield title, code, []
+
+
+def _json_lines(path: Path):
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _tnews_rows(data_dir: Path, names):
+    for name in names:
+        path = data_dir / name
+        if path.is_file():
+            for d in _json_lines(path):
+                if "label" in d and "sentence" in d:
+                    yield d["sentence"], str(d["label"]), _keywords(d.get("keywords", ""))
+
+
+TNEWS_FILES = ("tnews_partial/dev.json", "tnews_partial/test.json", "fewclue_tnews/train_few_all.json",
+               "fewclue_tnews/dev_few_all.json")
+PUBLIC_TEST = "fewclue_tnews/test_public.json"
+
+
+def read_labelled(data_dir: Path) -> list[Example]:
+    """All labelled titles of every Toutiao/TNEWS file, de-duplicated by normalised title (first label wins,
+    keywords merged; a title in any Toutiao file counts as Toutiao). Titles of FewCLUE's test_public come marked
+    `public`, so they are split off whole."""
+    data_dir = Path(data_dir)
+    public = {normalise(t) for t, _, _ in _tnews_rows(data_dir, [PUBLIC_TEST])}
+    seen: dict[str, Example] = {}
+    sources = (("toutiao", _toutiao_rows(data_dir)), ("tnews", _tnews_rows(data_dir, TNEWS_FILES + (PUBLIC_TEST,))))
+    for source, rows in sources:
+        for title, code, kws in rows:
+            title, key = title.strip(), normalise(title)
+            if not key or code not in CODES:
+                continue
+            if key in seen:
+                seen[key].keywords = list(dict.fromkeys(seen[key].keywords + kws))
+            else:
+                seen[key] = Example(title, CODES.index(code), kws, source, key in public)
+    return list(seen.values())
+
+
+def read_transfer(data_dir: Path, exclude: list[Example]) -> list[str]:
+    """Unlabelled news titles for distillation (FewCLUE TNEWS `unlabeled`, THUCNews titles), de-duplicated and
+    without any title of `exclude` (the held-out splits), so no held-out title is ever seen in training."""
+    data_dir = Path(data_dir)
+    unlabelled = data_dir / "fewclue_tnews" / "unlabeled.json"
+    titles = [d["sentence"] for d in _json_lines(unlabelled) if "sentence" in d] if unlabelled.is_file() else []
+    for name in ("dev.txt", "test.txt"):
+        path = data_dir / "thucnews_titles_devtest" / name
+        if path.is_file():
+            titles += [line.rpartition("\t")[0] for line in path.read_text(encoding="utf-8").splitlines()]
+    seen = {normalise(e.title) for e in exclude}
+    out = []
+    for t in titles:
+        key = normalise(t)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(t.strip())
+    return out
+
+
+def assign_splits(examples: list[Example], salt: str = "13", val: float = 0.1, test: float = 0.1):
+    """train, val, test, public. A title's split is a hash of its normalised text, so adding files never moves a
+    title between splits; titles are unique after read_labelled, so none is in two splits. FewCLUE's test_public
+    titles form the public split whole."""
+    parts = ([], [], [], [])
+    for e in examples:
+        u = int.from_bytes(hashlib.blake2b(f"{salt}:{normalise(e.title)}".encode(), digest_size=8).digest()) / 2 ** 64
+        parts[3 if e.public else 2 if u < test else 1 if u < test + val else 0].append(e)
+    return parts
 
 
 @dataclass

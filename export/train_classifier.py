@@ -23,24 +23,27 @@ import torch
 import torch.nn.functional as F
 
 from export.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
+from export.ngram_wide import WideConfig
 from export.metrics import classifier_report
-from export.news_data import CODES, NAMES, Targets, read_corpora, split
+from export.news_data import CODES, NAMES, Example, Targets, assign_splits, read_labelled, read_transfer
 from export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
 from export.tokenizer import build_tokenizer
 from export.vocab_prune import prune
 
 MAX_LENGTH = 64
 N_TAGS = 300
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "public", "transfer")
 
 
 # ---------------------------------------------------------------- prepare
-def prepare(data_dir: Path, out: Path, seed: int = 13) -> None:
+def prepare(data_dir: Path, out: Path, salt: str = "13") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    examples = read_corpora(data_dir)
-    parts = dict(zip(SPLITS, split(examples, seed=seed)))
+    examples = read_labelled(data_dir)
+    parts = dict(zip(("train", "val", "test", "public"), assign_splits(examples, salt)))
+    parts["transfer"] = [Example(t, -1, []) for t in read_transfer(data_dir, examples)]
     targets = Targets.fit(parts["train"], N_TAGS)
-    teacher, keep = prune(read_teacher(find_wheel_teacher()), [e.title for e in examples])
+    full = read_teacher(find_wheel_teacher())
+    teacher, keep = prune(full, [e.title for exs in parts.values() for e in exs])
     write_teacher(teacher, out / "teacher.e5s1")
     tok = build_tokenizer(teacher.pieces, teacher.scores, teacher.unk, teacher.bos, teacher.eos, teacher.norm_map)
     tok.enable_truncation(MAX_LENGTH)
@@ -56,24 +59,38 @@ def prepare(data_dir: Path, out: Path, seed: int = 13) -> None:
         arrays[f"{name}_label"] = np.array([e.label for e in exs], dtype=np.int64)
         arrays[f"{name}_tags"] = np.stack([targets.tag_vector(e) for e in exs]).astype(np.uint8)
         arrays[f"{name}_index"] = np.array([targets.index(e) for e in exs], dtype=np.float32)
+        arrays[f"{name}_tnews"] = np.array([e.source == "tnews" for e in exs])
     np.savez_compressed(out / "data.npz", **arrays)
     meta = {"labels": NAMES, "codes": CODES, "tags": targets.tags, "max_length": MAX_LENGTH, "pad_id": teacher.pad,
-            "vocab_size": len(keep), "full_vocab_size": len(read_teacher(find_wheel_teacher()).pieces),
-            "seed": seed, "sizes": {k: len(v) for k, v in parts.items()},
+            "vocab_size": len(keep), "full_vocab_size": len(full.pieces), "split_salt": salt,
+            "sizes": {k: len(v) for k, v in parts.items()},
             "titles": {k: [e.title for e in v[:20]] for k, v in parts.items()}}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"prepared {meta['sizes']} titles, vocabulary {len(keep)} pieces -> {out}")
 
 
 class Split:
+    FIELDS = ("ids", "len", "label", "tags", "index", "tnews")
+
     def __init__(self, data, name: str):
+        """`data`: the prepared arrays (`{name}_ids`, ...); `tnews` (is the title from TNEWS) is optional."""
         self.name = name
-        self.ids = torch.from_numpy(data[f"{name}_ids"].astype(np.int64))
-        self.len = torch.from_numpy(data[f"{name}_len"].astype(np.int64))
-        self.label = torch.from_numpy(data[f"{name}_label"])
-        self.tags = torch.from_numpy(data[f"{name}_tags"].astype(np.float32))
-        self.index = torch.from_numpy(data[f"{name}_index"])
+        self.arrays = {f: np.asarray(data[f"{name}_{f}"]) for f in self.FIELDS if f"{name}_{f}" in data}
+        self.ids = torch.from_numpy(self.arrays["ids"].astype(np.int64))
+        self.len = torch.from_numpy(self.arrays["len"].astype(np.int64))
+        self.label = torch.from_numpy(self.arrays["label"])
+        self.tags = torch.from_numpy(self.arrays["tags"].astype(np.float32))
+        self.index = torch.from_numpy(self.arrays["index"])
         self.offsets = np.concatenate([[0], np.cumsum(self.len.numpy())])
+
+    @classmethod
+    def join(cls, name: str, parts: list["Split"]) -> "Split":
+        """The rows of `parts` one after another (their per-token caches concatenate in the same order)."""
+        fields = set.intersection(*(set(p.arrays) for p in parts))
+        return cls({f"{name}_{f}": np.concatenate([p.arrays[f] for p in parts]) for f in fields}, name)
+
+    def select(self, name: str, rows: np.ndarray) -> "Split":
+        return Split({f"{name}_{f}": a[rows] for f, a in self.arrays.items()}, name)
 
     def __len__(self):
         return len(self.label)
@@ -107,15 +124,27 @@ class Split:
 
 
 def load_prep(prep: Path):
+    """The prepared splits present (train, val, test, and public / transfer where prepared), and the meta."""
     data = np.load(prep / "data.npz")
     meta = json.loads((prep / "meta.json").read_text(encoding="utf-8"))
-    return {s: Split(data, s) for s in SPLITS}, meta
+    return {s: Split(data, s) for s in SPLITS if f"{s}_ids" in data}, meta
 
 
-def teacher_model(prep: Path, meta: dict) -> ContentClassifierModel:
+def held_out(data: dict[str, Split]) -> dict[str, Split]:
+    """The splits every accuracy table reports, named as the TF-IDF reference names them."""
+    out = {"val": data["val"], "test": data["test"]}
+    if "tnews" in data["test"].arrays:
+        tnews = data["test"].arrays["tnews"]
+        out.update(test_toutiao=data["test"].select("test", ~tnews), test_tnews=data["test"].select("test", tnews))
+    if "public" in data:
+        out["tnews_test_public"] = data["public"]
+    return out
+
+
+def teacher_model(prep: Path, meta: dict, wide: WideConfig = WideConfig()) -> ContentClassifierModel:
     tf = read_teacher(prep / "teacher.e5s1")
     model = ContentClassifierModel(ClassifierConfig(tf.config, n_primary=len(meta["labels"]), n_tags=len(meta["tags"]),
-                                                    vector_dim=tf.config.hidden))
+                                                    vector_dim=tf.config.hidden, wide=wide))
     model.encoder.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in encoder_state_dict(tf).items()})
     with torch.no_grad():  # the teacher's vector is e5's own normalised embedding
         model.project.weight.copy_(torch.eye(tf.config.hidden))
@@ -196,10 +225,16 @@ def evaluate(forward, data: Split, tag_threshold: float = 0.5) -> dict:
     return report(predict(lambda *batch: probabilities(forward(*batch)), data), data, tag_threshold)
 
 
+def held_out_report(forward, data: dict[str, Split], tag_threshold: float = 0.5) -> dict:
+    """classifier_report on every held-out split (val, test, test_toutiao, test_tnews, tnews_test_public)."""
+    return {name: evaluate(forward, split_, tag_threshold) for name, split_ in held_out(data).items()}
+
+
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
-               seed: int = 0):
+               seed: int = 0, resume: Path | None = None):
     """AdamW (param groups may scale `lr` by their "lr_scale") with linear warm-up and cosine decay; keeps the
-    state with the best validation accuracy."""
+    state with the best validation accuracy. With `resume`, the whole training state is saved there after each
+    epoch and a run that finds the file goes on after its last finished epoch."""
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW([{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in groups],
                             weight_decay=0.01)
@@ -207,9 +242,17 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, s / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     gen = torch.Generator().manual_seed(seed)
-    best, best_state = -1.0, None
+    best, best_state, start = -1.0, None, 0
+    if resume is not None and resume.exists():
+        state = torch.load(resume, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        best, best_state, start = state["best"], state["best_state"], state["epoch"]
+        log(f"resumed from {resume} after epoch {start}")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         model.train()
         t0, running = time.time(), 0.0
         for step, batch_ in enumerate(data["train"].batches(batch, True, gen)):
@@ -229,6 +272,11 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
         if val["accuracy"] > best:
             best = val["accuracy"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if resume is not None:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "gen": gen.get_state(), "best": best, "best_state": best_state, "epoch": epoch + 1},
+                       resume.with_suffix(".tmp"))
+            resume.with_suffix(".tmp").replace(resume)  # never a half-written state
     model.load_state_dict(best_state)
     return model.eval()
 
@@ -282,17 +330,17 @@ def cached_forward(model: ContentClassifierModel, cache: dict, data: dict, first
     def make(split_name):
         def forward(idx, ids, mask):
             x = data[split_name].padded(cache[split_name], idx.cpu()).to(device)
-            return model.heads(*model.encoder.encode(x, mask.to(device), first))
+            return model.heads(*model.encoder.encode(x, mask.to(device), first), ids.to(device), mask.to(device))
         return forward
     return make
 
 
 def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device,
-             tag_pos_weight: float = 1.0) -> None:
-    """Fine-tune the top `top` layers + MMoE heads on the cached output of the frozen layers below."""
+             tag_pos_weight: float = 1.0, wide: WideConfig = WideConfig()) -> None:
+    """Fine-tune the top `top` layers + MMoE heads (+ the wide part) on the cached output of the frozen layers below."""
     data, meta = load_prep(prep)
     log = logger(out.with_suffix(".log"))
-    model = teacher_model(prep, meta).to(device)
+    model = teacher_model(prep, meta, wide).to(device)
     first = model.cfg.encoder.layers - top
     cache = load_cache(prep, data, first)
     forward = cached_forward(model, cache, data, first, device)
@@ -308,16 +356,18 @@ def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int
 
     # The heads start from random weights: they learn 10x faster than the pretrained layers.
     train_loop(model, [{"params": encoder}, {"params": heads, "lr_scale": 10.0}], data, epochs, lr, batch,
-               step_loss, forward("val"), log, device)
-    test = evaluate(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data["test"])
-    log(f"teacher fp32 (torch) test: {test}")
-    save_checkpoint(model, out, test=test, top=top, tag_pos_weight=tag_pos_weight)
+               step_loss, forward("val"), log, device, resume=out.with_suffix(".resume.pt"))
+    held = held_out_report(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data)
+    log(f"teacher fp32 (torch): {held}")
+    save_checkpoint(model, out, test=held["test"], held_out=held, top=top, tag_pos_weight=tag_pos_weight)
 
 
 def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
             temperature: float, device) -> None:
-    """Student initialised from evenly spaced teacher layers; loss = KD(T) + 0.5 CE + tag BCE (teacher/gold mix)
-    + index MSE to the teacher + hidden-state MSE to the mapped teacher layers + (1 - cos) to the teacher vector."""
+    """Student initialised from evenly spaced teacher layers (the wide part, heads and projection copied whole);
+    loss = KD(T) + 0.5 CE + tag BCE (teacher/gold mix) + index MSE to the teacher + hidden-state MSE to the mapped
+    teacher layers + (1 - cos) to the teacher vector. Where the prep has a transfer set, its unlabelled titles join
+    the training rows with the teacher's targets alone."""
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
@@ -327,6 +377,10 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
     first = n_teacher - ckpt["top"]
     picked = teacher_layers(n_teacher, layers)
     caches = {k: load_cache(prep, data, k) for k in {first} | {j + 1 for j in picked if j + 1 < first}}
+    if "transfer" in data:
+        data = {**data, "train": Split.join("train", [data["train"], data["transfer"]])}
+        caches = {k: {**c, "train": np.concatenate([c["train"], c["transfer"]])} for k, c in caches.items()}
+        log(f"distilling on {len(data['train'])} titles: train + transfer set")
     teacher_fwd = cached_forward(teacher, caches[first], data, first, device)("train")
     cfg = ClassifierConfig.from_dict(ckpt["config"])
     cfg.encoder.layers = layers
@@ -353,18 +407,23 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
         m = mask[..., None].to(s.pooled.dtype)
         kd = F.kl_div(F.log_softmax(s.primary_logits / T, -1), F.softmax(t.primary_logits.float() / T, -1),
                       reduction="batchmean") * T * T
-        tag_target = 0.5 * torch.sigmoid(t.tag_logits.float()) + 0.5 * tags
+        gold = label >= 0  # transfer-set rows (label -1) learn from the teacher alone
+        t_tags = torch.sigmoid(t.tag_logits.float())
+        tag_target = torch.where(gold[:, None], 0.5 * t_tags + 0.5 * tags, t_tags)
         hidden = sum(((s.hidden[i + 1] - target) ** 2 * m).sum() / (m.sum() * s.pooled.shape[-1])
                      for i, target in enumerate(targets)) / layers
-        return (kd + 0.5 * F.cross_entropy(s.primary_logits, label)
+        ce = F.cross_entropy(s.primary_logits[gold], label[gold]) if gold.any() else kd * 0
+        return (kd + 0.5 * ce
                 + tag_loss(s.tag_logits, tag_target, ckpt.get("tag_pos_weight", 1.0))
                 + F.mse_loss(s.index, t.index.float()) + hidden
                 + (1 - F.cosine_similarity(s.vector, t.vector.float(), dim=-1)).mean())
 
-    train_loop(student, [{"params": params}], data, epochs, lr, batch, step_loss, student_fwd, log, device, seed=1)
-    test = evaluate(student_fwd, data["test"])
-    log(f"student fp32 (torch) {layers} layers test: {test}")
-    save_without_embeddings(student, out, {"student_fp32_torch": test, "teacher_fp32_torch": ckpt["test"],
+    train_loop(student, [{"params": params}], data, epochs, lr, batch, step_loss, student_fwd, log, device, seed=1,
+               resume=out / "resume.pt")
+    held = held_out_report(student_fwd, data)
+    log(f"student fp32 (torch) {layers} layers: {held}")
+    save_without_embeddings(student, out, {"student_fp32_torch": held["test"], "held_out": held,
+                                           "teacher_fp32_torch": ckpt["test"],
                                            "teacher_layers": picked, "teacher_trained_top": ckpt["top"],
                                            "epochs": epochs, "lr": lr, "temperature": T})
 
@@ -375,7 +434,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("prepare", help="split the corpora, prune the teacher vocabulary, tokenize")
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--out", type=Path, default=Path("work/prep"))
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--salt", default="13", help="the split's hash salt")
     c = sub.add_parser("cache", help="run the frozen teacher layers once and store their outputs")
     c.add_argument("--prep", type=Path, default=Path("work/prep"))
     c.add_argument("--keep", default="6,10", help="hidden states to store (state entering layer k)")
@@ -392,6 +451,8 @@ def main(argv=None) -> None:
         if name == "finetune":
             q.add_argument("--top", type=int, default=2, help="layers fine-tuned; those below stay frozen")
             q.add_argument("--tag-pos-weight", type=float, default=1.0, help="BCE weight of positive tags")
+            q.add_argument("--wide-buckets", type=int, default=0, help="rows of the hashed n-gram table (0 = none)")
+            q.add_argument("--wide-dim", type=int, default=64, help="width of the hashed n-gram embeddings")
         if name == "distill":
             q.add_argument("--teacher", type=Path, required=True)
             q.add_argument("--layers", type=int, default=2)
@@ -399,13 +460,14 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True
     if a.cmd == "prepare":
-        return prepare(a.data, a.out, a.seed)
+        return prepare(a.data, a.out, a.salt)
     device = torch.device(a.device)
     if a.cmd == "cache":
         return build_cache(a.prep, [int(k) for k in a.keep.split(",")], device)
     torch.manual_seed(a.seed)
     if a.cmd == "finetune":
-        finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device, a.tag_pos_weight)
+        finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device, a.tag_pos_weight,
+                 WideConfig(a.wide_buckets, a.wide_dim))
     else:
         distill(a.prep, a.teacher, a.layers, a.out, a.epochs, a.lr, a.batch, a.temperature, device)
 

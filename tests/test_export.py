@@ -70,3 +70,17 @@ def test_mean_pool_ignores_padding():
         short = model(b["input_ids"][:, :n], b["attention_mask"][:, :n])
         long_ = model(b["input_ids"], b["attention_mask"])
     torch.testing.assert_close(short.primary_logits, long_.primary_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_hashed_ngrams_ignore_padding_and_see_order():
+    from export.ngram_wide import HashedNgrams, WideConfig
+
+    torch.manual_seed(0)
+    wide = HashedNgrams(WideConfig(buckets=1009, dim=8))
+    ids, mask = torch.tensor([[0, 40, 41, 42, 2]]), torch.ones(1, 5, dtype=torch.long)
+    padded = torch.cat([ids, torch.full((1, 3), 1)], 1), torch.cat([mask, torch.zeros(1, 3, dtype=torch.long)], 1)
+    torch.testing.assert_close(wide(ids, mask), wide(*padded))
+    swapped = torch.tensor([[0, 41, 40, 42, 2]])  # same unigrams, other bigrams/trigrams
+    assert not torch.allclose(wide(ids, mask), wide(swapped, mask))
+    with pytest.raises(ValueError, match="orders"):
+        WideConfig(buckets=10, orders=(4,))

@@ -31,7 +31,7 @@ def prep(tmp_path_factory):
     write_teacher(tf, out / "teacher.e5s1")
     rng = np.random.default_rng(0)
     arrays = {}
-    for name, n in (("train", 192), ("val", 64), ("test", 64)):
+    for name, n in (("train", 192), ("val", 64), ("test", 64), ("transfer", 64)):
         lens = rng.integers(5, 12, n)
         ids = np.full((n, 16), tf.pad, dtype=np.uint16)
         label = rng.integers(0, 3, n)
@@ -43,7 +43,10 @@ def prep(tmp_path_factory):
             if label[i] == 0:
                 ids[i, 2] = 20
                 tags[i, 0] = 1
+        if name == "transfer":  # unlabelled: the student learns these from the teacher alone
+            label = np.full(n, -1)
         arrays.update({f"{name}_ids": ids, f"{name}_len": lens.astype(np.int16), f"{name}_label": label,
+                       f"{name}_tnews": np.arange(n) % 4 == 0,
                        f"{name}_tags": tags,
                        f"{name}_index": np.where(label == 1, np.nan, 0.3 + 0.2 * label).astype(np.float32)})
     np.savez(out / "data.npz", **arrays)
@@ -56,18 +59,36 @@ def test_cache_finetune_distill(prep):
     torch.manual_seed(0)
     main(["cache", "--prep", str(prep), "--keep", "1", "--device", "cpu"])
     main(["finetune", "--prep", str(prep), "--top", "1", "--epochs", "6", "--lr", "1e-3", "--batch", "16",
-          "--device", "cpu", "--tag-pos-weight", "3", "--out", str(prep / "teacher.pt")])
+          "--device", "cpu", "--tag-pos-weight", "3", "--wide-buckets", "97", "--wide-dim", "8",
+          "--out", str(prep / "teacher.pt")])
     teacher = torch.load(prep / "teacher.pt", weights_only=True)
-    assert teacher["top"] == 1 and teacher["tag_pos_weight"] == 3
+    assert teacher["top"] == 1 and teacher["tag_pos_weight"] == 3 and teacher["config"]["wide"]["buckets"] == 97
+    assert set(teacher["held_out"]) == {"val", "test", "test_toutiao", "test_tnews"}
+    assert teacher["held_out"]["test_tnews"]["n"] == 16  # every 4th test title is marked TNEWS
+    assert (prep / "teacher.resume.pt").exists()  # per-epoch state: a restarted run goes on from it
     assert teacher["test"]["accuracy"] > 0.6  # chance is 1/3: the marker tokens were learned
     main(["distill", "--prep", str(prep), "--teacher", str(prep / "teacher.pt"), "--layers", "1", "--epochs", "6",
           "--lr", "1e-3", "--batch", "16", "--device", "cpu", "--out", str(prep / "student")])
     student, info = load_without_embeddings(prep / "student", prep)
     assert student.cfg.encoder.layers == 1 and info["metrics"]["teacher_layers"] == [1]
     assert info["metrics"]["student_fp32_torch"]["accuracy"] > 0.5
+    assert student.wide is not None and "distilling on 256 titles" in (prep / "student" / "train.log").read_text()
     # The frozen word embeddings come back bit for bit from the teacher file.
     from export.teacher_file import read_teacher
     np.testing.assert_array_equal(student.encoder.word.weight.detach().numpy(),
                                   read_teacher(prep / "teacher.e5s1").array("emb.word"))
     ids = torch.tensor([[0, 10, 40, 2]])
     export_classifier(student, prep / "onnx", {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+
+
+def test_resume_goes_on_after_the_last_finished_epoch(prep, tmp_path):
+    """A finished run's state file makes a re-run skip straight to the end with the same weights."""
+    args = ["finetune", "--prep", str(prep), "--top", "1", "--epochs", "2", "--lr", "1e-3", "--batch", "32",
+            "--device", "cpu", "--out", str(tmp_path / "t.pt")]
+    main(["cache", "--prep", str(prep), "--keep", "1", "--device", "cpu"])
+    main(args)
+    first = torch.load(tmp_path / "t.pt", weights_only=True)["state_dict"]
+    main(args)
+    assert "resumed from" in (tmp_path / "t.log").read_text()
+    again = torch.load(tmp_path / "t.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], again[k]) for k in first)
