@@ -32,5 +32,9 @@ class LRUCache(Generic[V]):
             while len(self._data) > self.capacity:
                 self._data.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
     def __len__(self) -> int:
         return len(self._data)

@@ -37,7 +37,8 @@ class ContentClassifier:
     """Classify content texts with a bundle's classifier model.
 
     profile: "phone" (1 thread), "tablet" (2) or "pc" (all cores); `threads` overrides it.
-    Results are cached per content id (or per text when no ids are given), `cache_size` entries at most.
+    Results are cached per content id (or per text when no ids are given), `cache_size` entries at most. The
+    cache remembers each id's text: a different text under a known id is classified afresh and replaces the entry.
     """
 
     def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
@@ -61,7 +62,7 @@ class ContentClassifier:
         self._check_output_widths(model_path)
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
-        self.cache: LRUCache[Classification] = LRUCache(cache_size)
+        self.cache: LRUCache[tuple[str, Classification]] = LRUCache(cache_size)  # key -> (text, result)
 
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
         path = self.bundle.file(tok["file"])
@@ -96,12 +97,18 @@ class ContentClassifier:
             if isinstance(ids, (str, bytes)) or len(ids) != len(clean):
                 raise ValueError(f"ids must be a sequence with one id per text ({len(clean)}), got {ids!r:.80}")
             keys = list(ids)
-        results: list[Classification | None] = [self.cache.get(k) for k in keys]
+        hits = [self.cache.get(k) for k in keys]
+        results: list[Classification | None] = [h[1] if h is not None and h[0] == t else None
+                                                 for h, t in zip(hits, clean)]
         todo = [i for i, r in enumerate(results) if r is None]
         for i, r in zip(todo, self._run([clean[i] for i in todo])):
             results[i] = r
-            self.cache.put(keys[i], r)
+            self.cache.put(keys[i], (clean[i], r))
         return results
+
+    def clear_cache(self) -> None:
+        """Forget every cached result (e.g. after the app's content changed wholesale)."""
+        self.cache.clear()
 
     def clean(self, text, i: int | None = None) -> str:
         """The text as the model will read it; TypeError/ValueError (naming position `i`) if it cannot be classified."""
@@ -150,5 +157,13 @@ class ContentClassifier:
             results.append(Classification(
                 primary=str(self._labels[best[b]]), primary_prob=float(primary[b, best[b]]),
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
-                index=float(index[b]), vector=vector[b].astype(np.float32, copy=False)))
+                index=float(index[b]), vector=_frozen(vector[b])))
         return results
+
+
+def _frozen(row: np.ndarray) -> np.ndarray:
+    """A read-only float32 copy: a result must neither alias the batch's output (which would keep the whole batch
+    alive in the cache) nor let a caller's edit change what the cache returns next time."""
+    out = np.array(row, dtype=np.float32)
+    out.flags.writeable = False
+    return out

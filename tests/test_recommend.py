@@ -117,6 +117,14 @@ def test_history_texts_share_the_classifier_cache(rec):
     assert len(rec.classifier.cache) == before
 
 
+def test_a_candidate_sharing_a_history_id_gets_its_own_classification(rec):
+    """The cache is keyed by id but remembers the text: a candidate never inherits a history item's result."""
+    history = [{"id": "x", "text": TITLES[0]}]
+    [r] = rec.recommend({"history": history}, [{"id": "x", "text": TITLES[5]}], k=1)
+    fresh = rec.classifier.classify(TITLES[5])[0]
+    assert (r.primary, r.index) == (fresh.primary, pytest.approx(fresh.index, abs=1e-6))
+
+
 def test_derived_interest_tags_without_account_tags(rec):
     recs = rec.recommend({"history": [Item("h", classification=cls("sports", ("game",)))]},
                          [Item("x", classification=cls("sports")), Item("y", classification=cls("finance"))],

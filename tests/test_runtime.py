@@ -64,6 +64,26 @@ def test_cache_by_id(clf):
     assert all(x is y for x, y in zip(first, again))
 
 
+def test_a_new_text_under_a_known_id_is_classified_afresh(tiny_bundle):
+    clf = ContentClassifier(tiny_bundle)
+    old = clf.classify(TITLES[0], ids=["a"])[0]
+    new = clf.classify(TITLES[5], ids=["a"])[0]
+    fresh = ContentClassifier(tiny_bundle).classify(TITLES[5])[0]
+    assert new is not old and new.primary_prob == pytest.approx(fresh.primary_prob, abs=1e-6)
+    assert clf.classify(TITLES[5], ids=["a"])[0] is new and len(clf.cache) == 1  # the entry was replaced
+    clf.clear_cache()
+    assert len(clf.cache) == 0 and clf.classify(TITLES[5], ids=["a"])[0] is not new
+
+
+def test_results_do_not_alias_the_batch_or_the_cache(tiny_bundle):
+    clf = ContentClassifier(tiny_bundle)
+    r = clf.classify(TITLES, ids=list(range(len(TITLES))))
+    assert r[0].vector.base is None or r[0].vector.base is not r[1].vector.base  # own memory, not a batch view
+    with pytest.raises(ValueError, match="read-only"):
+        r[0].vector[:] = 0
+    assert np.linalg.norm(clf.classify(TITLES[0], ids=[0])[0].vector) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_cache_is_bounded(tiny_bundle):
     clf = ContentClassifier(tiny_bundle, cache_size=4)
     clf.classify(TITLES)
