@@ -10,6 +10,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from edge_rec.checks import positive_int
 from edge_rec.recall import top_d
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -53,8 +54,18 @@ class VectorStore:
         return self.data.nbytes + (self.scale.nbytes if self.scale is not None else 0)
 
     def top(self, refs: np.ndarray, d: int, mode: str = "max") -> list[tuple[Hashable, float]]:
-        """The `d` (id, similarity) pairs most similar to the reference vectors refs (h, V), best first."""
-        refs = np.asarray(refs, dtype=np.float32).reshape(-1, self.data.shape[1])
+        """The `d` (id, similarity) pairs most similar to the reference vectors refs (V,) or (h, V), best first."""
+        positive_int("d", d)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        refs = np.asarray(refs, dtype=np.float32)
+        refs = refs[None] if refs.ndim == 1 else refs
+        width = self.data.shape[1]
+        if refs.ndim != 2 or refs.shape[1] != width or not len(refs):
+            raise ValueError(f"refs must be one {width}-d vector or an (h, {width}) matrix with h >= 1, got shape "
+                             f"{refs.shape}")
+        if not np.isfinite(refs).all():
+            raise ValueError("refs hold NaN or infinite values")
         scores = np.empty(len(self.data), dtype=np.float32)
         # numpy has no BLAS for fp16/int8: widen one block at a time so the float32 copy stays small.
         for start in range(0, len(self.data), CHUNK):

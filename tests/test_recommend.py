@@ -258,3 +258,16 @@ def test_vector_store_refuses_bad_matrices(args):
         VectorStore(*args)
     with pytest.raises(ValueError, match="precision"):
         VectorStore([1], np.zeros((1, 4)), "int4")
+
+
+@pytest.mark.parametrize("refs,d,mode,match", [
+    (np.ones(8), -1, "max", "d must be"), (np.ones(8), 0, "max", "d must be"), (np.ones(8), 2.5, "max", "d must be"),
+    (np.ones(8), 3, "median", "mode"), (np.ones(16), 3, "max", "8-d"), (np.ones((2, 4)), 3, "max", "8-d"),
+    (np.full(8, np.nan), 3, "max", "NaN"), (np.zeros((0, 8)), 3, "max", "h >= 1")])
+def test_vector_store_top_checks_its_arguments(refs, d, mode, match):
+    from edge_rec import VectorStore
+
+    store = VectorStore(list(range(10)), np.eye(10, 8, dtype=np.float32))
+    with pytest.raises(ValueError, match=match):
+        store.top(refs, d, mode)
+    assert store.top(np.eye(8)[2], 1) == [(2, 1.0)]
