@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark suites: the shipped bundle, realistic titles, the variants under test.
 
-Teacher and fp32-student variants need the training outputs under work/ (`python -m export.build_default`);
+Teacher and fp32-student variants need the training outputs under work/ (`python -m edge_rec_export.build_default`);
 without them those rows are skipped with the reason, and the shipped INT8 bundle is still measured.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def cpu_info() -> dict:
 def titles() -> list[str]:
     """Held-out test titles (real lengths: median 19 tokens), or the demo titles without ../shared/data."""
     if (DATA / "toutiao_partial").is_dir():
-        from export.news_data import read_corpora, split
+        from edge_rec_export.news_data import read_corpora, split
         test = split(read_corpora(DATA), seed=13)[2]
         return [e.title for e in test[:256]]
     return DEMO_TITLES * 32

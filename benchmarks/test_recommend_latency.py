@@ -30,7 +30,7 @@ def classified(titles_1k):
 def titles_1k():
     from conftest import DATA
     if (DATA / "toutiao_partial").is_dir():
-        from export.news_data import read_corpora, split
+        from edge_rec_export.news_data import read_corpora, split
         _, val, test = split(read_corpora(DATA), seed=13)
         return [e.title for e in (test + val)[:1100]]
     pytest.skip("../shared/data not present")

@@ -1,4 +1,4 @@
-"""Load and verify a bundle: the directory that `export/` writes and the runtime reads.
+"""Load and verify a bundle: the directory that `edge_rec_export/` writes and the runtime reads.
 
 A bundle is `manifest.json` plus the files it lists (ONNX models, tokenizer.json). Loading checks the format
 version, that every listed file is present and matches its sha256, and that the manifest has what the runtime
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_rec.checks import is_count, is_probability
+from edge_rec.resources import shipped
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -71,9 +72,9 @@ class Bundle:
 
 
 def default_bundle_path() -> Path:
-    """$EDGE_REC_BUNDLE if set, else the bundle shipped in the repository's assets/."""
+    """$EDGE_REC_BUNDLE if set, else the shipped default bundle (package data in a wheel, assets/ in a checkout)."""
     env = os.environ.get("EDGE_REC_BUNDLE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "assets" / DEFAULT_BUNDLE
+    return Path(env) if env else shipped("assets") / DEFAULT_BUNDLE
 
 
 def sha256(path: Path) -> str:

@@ -32,6 +32,27 @@ class Classification:
             d["vector"] = [round(float(x), 6) for x in self.vector]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Classification":
+        """A result written with to_dict(with_vector=True) (e.g. by `edge-rec classify --vector`) back as a
+        Classification, to pass as Item(id, classification=...). ValueError naming the field that is wrong."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a classification must be a dict, got {type(d).__name__}")
+        missing = {"primary", "primary_prob", "tags", "index", "vector"} - set(d)
+        if missing:
+            raise ValueError(f"classification dict lacks {sorted(missing)} (write it with to_dict(with_vector=True))")
+        try:
+            tags = tuple((str(t["tag"]), float(t["prob"])) for t in d["tags"])
+            vector = _frozen(np.asarray(d["vector"], dtype=np.float32))
+            numbers = float(d["primary_prob"]), float(d["index"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"classification dict has a malformed field ({e}); expected tags as "
+                             "[{'tag', 'prob'}], a numeric primary_prob and index, and a list of numbers as vector") from None
+        if vector.ndim != 1 or not np.isfinite(vector).all() or not all(np.isfinite(numbers)):
+            raise ValueError("classification vector must be a flat list of finite numbers, and primary_prob and index "
+                             "finite")
+        return cls(str(d["primary"]), numbers[0], tags, numbers[1], vector)
+
 
 class ContentClassifier:
     """Classify content texts with a bundle's classifier model.

@@ -6,12 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from edge_rec import __version__
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
 from edge_rec.classifier import ContentClassifier
 from edge_rec.recommender import EdgeRecommender
+from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"  # user.json + items.jsonl, beside assets/
+EXAMPLES = shipped("examples")  # user.json + items.jsonl
 # Real titles from the held-out test split of the Toutiao/TNEWS corpora (never seen in training).
 DEMO_TITLES = [
     "山东推出《山东省乡村振兴战略规划2018-2022年》打造齐鲁样板",
@@ -38,7 +40,7 @@ def _info(a) -> int:
                       "created_by": m.get("created_by"), "models": {r: v["file"] for r, v in m["models"].items()},
                       "files": {n: f["bytes"] for n, f in m["files"].items()},
                       "bytes_total": sum(f["bytes"] for f in m["files"].values()),
-                      "primary_labels": b.primary_labels, "n_tags": len(b.tags), "tokenizer": b.tokenizer,
+                      "primary_labels": b.primary_labels, "tags": b.tags, "tokenizer": b.tokenizer,
                       "pipeline": b.pipeline, "metrics": b.metrics}, ensure_ascii=False, indent=2))
     return 0
 
@@ -105,6 +107,7 @@ def _recommend(a) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edge-rec", description="On-device content classification and recommendation.")
+    ap.add_argument("--version", action="version", version=f"edge-rec {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="show a bundle's manifest summary", description="Show a bundle's manifest summary.")
     p.add_argument("bundle_path", nargs="?", default=None, help="bundle directory (default: the shipped bundle)")

@@ -32,7 +32,8 @@ def as_item(x, where: str) -> Item:
     elif isinstance(x, Mapping):
         if "id" not in x:
             raise ValueError(f"{where} has no 'id'; each item needs an 'id' and a 'text' (or a 'classification')")
-        item = Item(x["id"], x.get("text"), x.get("classification"))
+        c = x.get("classification")
+        item = Item(x["id"], x.get("text"), Classification.from_dict(c) if isinstance(c, dict) else c)
     else:
         raise TypeError(f"{where} must be an Item or a dict with 'id' and 'text', got {type(x).__name__}")
     if not isinstance(item.id, Hashable) or item.id is None:

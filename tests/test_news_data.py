@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from export.metrics import macro_f1, micro_f1, spearman
-from export.news_data import CODES, Example, Targets, read_corpora, split
+from edge_rec_export.metrics import macro_f1, micro_f1, spearman
+from edge_rec_export.news_data import CODES, Example, Targets, read_corpora, split
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(),
                                 reason="../shared/data (Toutiao/TNEWS corpora) not present")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from export.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
-from export.metrics import auc, gauc, ranking_at_k
-from export.news_data import Example
-from export.user_simulator import SimConfig, _visits
+from edge_rec_export.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
+from edge_rec_export.metrics import auc, gauc, ranking_at_k
+from edge_rec_export.news_data import Example
+from edge_rec_export.user_simulator import SimConfig, _visits
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "movielens_100k").is_dir(), reason="../shared/data not present")
 
@@ -67,7 +67,7 @@ def _pool():
 
 
 def test_simulator_is_seeded_and_splits_by_visit():
-    from export.news_data import Targets
+    from edge_rec_export.news_data import Targets
 
     pool, _ = _pool()
     targets = Targets.fit(pool, 7)
@@ -84,8 +84,8 @@ def test_simulator_is_seeded_and_splits_by_visit():
 
 def test_ctr_model_learns_interest_from_history():
     """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
-    from export.ctr import CTRConfig, CTRModel
-    from export.train_ranking import ItemTensors, fit, report, score
+    from edge_rec_export.ctr import CTRConfig, CTRModel
+    from edge_rec_export.train_ranking import ItemTensors, fit, report, score
 
     rng = np.random.default_rng(0)
     n = 60

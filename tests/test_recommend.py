@@ -11,7 +11,7 @@ from conftest import TITLES, make_rec_bundle
 from edge_rec import BundleError, Classification, EdgeRecommender, Item, User
 from edge_rec.cli import main as cli
 from edge_rec.recall import tag_match, top_d
-from export.quantize import float_matmuls
+from edge_rec_export.quantize import float_matmuls
 
 POOL = [{"id": f"c{i}", "text": t + f" {i}"} for i, t in enumerate(TITLES * 3)]
 HISTORY = [{"id": f"h{i}", "text": t} for i, t in enumerate(TITLES[:5])]

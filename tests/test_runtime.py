@@ -138,3 +138,17 @@ def test_runtime_never_imports_torch(tiny_bundle):
     out = subprocess.run([sys.executable, "-c", code, str(tiny_bundle)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_classification_round_trips_through_json(clf):
+    import json
+
+    from edge_rec import Classification
+    r = clf.classify(TITLES[2])[0]
+    back = Classification.from_dict(json.loads(json.dumps(r.to_dict(with_vector=True))))
+    assert (back.primary, back.tags) == (r.primary, tuple((t, round(p, 6)) for t, p in r.tags))
+    np.testing.assert_allclose(back.vector, r.vector, atol=1e-6)
+    with pytest.raises(ValueError, match="vector"):
+        Classification.from_dict(r.to_dict())  # written without the vector: cannot come back
+    with pytest.raises(ValueError, match="malformed"):
+        Classification.from_dict({**r.to_dict(with_vector=True), "tags": ["x"]})

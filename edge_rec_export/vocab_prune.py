@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from export.teacher_file import TeacherFile
-from export.tokenizer import build_tokenizer
+from edge_rec_export.teacher_file import TeacherFile
+from edge_rec_export.tokenizer import build_tokenizer
 
 
 def pieces_used(tf: TeacherFile, texts: list[str]) -> set[int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from export.ctr import CTRConfig, CTRModel
+from edge_rec_export.ctr import CTRConfig, CTRModel
 
 
 @dataclass

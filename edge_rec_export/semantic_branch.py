@@ -7,8 +7,8 @@ classifier graph as a fifth output, `semantic_vector`: one session, one embeddin
 
 For a GPU machine that cannot hold the whole bundle, `compact` keeps only the embedding rows a log's titles use.
 
-    python -m export.semantic_branch compact --log-file work/sim/log.pkl.gz --out work/device-zh/branch-init.pt
-    python -m export.semantic_branch export --run work/semantic/zh-e2e-pooldot --out work/semantic/zh-branch-onnx
+    python -m edge_rec_export.semantic_branch compact --log-file work/sim/log.pkl.gz --out work/device-zh/branch-init.pt
+    python -m edge_rec_export.semantic_branch export --run work/semantic/zh-e2e-pooldot --out work/semantic/zh-branch-onnx
 """
 from __future__ import annotations
 
@@ -23,15 +23,15 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from edge_rec.sessions import make_session
-from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel, ItemHead
-from export.classifier import ContentClassifierModel, InferenceHead
-from export.classifier_bundle import export_classifier
-from export.encoder import Encoder, EncoderConfig
-from export.interactions import read_log_file
-from export.onnx_export import run_onnx
-from export.package_classifier import p50_ms
-from export.text_vectors import TitleEncoder, tokenise
-from export.train_classifier import load_prep, load_without_embeddings
+from edge_rec_export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel, ItemHead
+from edge_rec_export.classifier import ContentClassifierModel, InferenceHead
+from edge_rec_export.classifier_bundle import export_classifier
+from edge_rec_export.encoder import Encoder, EncoderConfig
+from edge_rec_export.interactions import read_log_file
+from edge_rec_export.onnx_export import run_onnx
+from edge_rec_export.package_classifier import p50_ms
+from edge_rec_export.text_vectors import TitleEncoder, tokenise
+from edge_rec_export.train_classifier import load_prep, load_without_embeddings
 
 FROZEN = ("encoder.word.", "encoder.pos.", "encoder.token_type", "encoder.emb_ln.")  # the embedding stays shared
 
@@ -132,7 +132,7 @@ def export_and_measure(clf: ContentClassifierModel, run: Path, prep: Path, out: 
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.semantic_branch", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.semantic_branch", description=__doc__.split("\n")[0])
     ap.add_argument("action", choices=["compact", "export"], help="compact: the branch package for training; "
                     "export: ONNX of the classifier with a trained branch, and what it costs")
     ap.add_argument("--prep", type=Path, default=Path("work/prep"))

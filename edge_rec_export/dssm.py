@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.encoder import require_positive
-from export.item_features import LabelBag, masked_mean
+from edge_rec_export.encoder import require_positive
+from edge_rec_export.item_features import LabelBag, masked_mean
 
 
 @dataclass

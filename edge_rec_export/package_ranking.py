@@ -1,9 +1,9 @@
 """Ranking checkpoints -> ONNX fp32 (verified) -> INT8, scored on held-out visits in onnxruntime, added to a bundle.
 
     # held-out figures of the ONNX models on a log (e.g. MovieLens), no bundle written:
-    python -m export.package_ranking --run work/ranking/ml --log movielens
+    python -m edge_rec_export.package_ranking --run work/ranking/ml --log movielens
     # the default bundle's recall and ranker models, trained on the simulated log:
-    python -m export.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
+    python -m edge_rec_export.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
 
 The recall model (DSSM) ships in fp32: it is a few embedding rows and two small MLPs, and INT8 gains nothing there.
 The ranker (CTR student) ships in INT8 only when it keeps the fp32 AUC within `INT8_AUC_BUDGET` *and* runs faster:
@@ -22,12 +22,12 @@ import torch
 
 from edge_rec.bundle import load_bundle
 from edge_rec.sessions import make_session
-from export.bundle_writer import io_signature, write_manifest
-from export.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
-from export.onnx_export import check_parity, export_onnx
-from export.package_classifier import p50_ms
-from export.quantize import quantize_int8
-from export.train_ranking import ItemTensors, load, report, score
+from edge_rec_export.bundle_writer import io_signature, write_manifest
+from edge_rec_export.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
+from edge_rec_export.onnx_export import check_parity, export_onnx
+from edge_rec_export.package_classifier import p50_ms
+from edge_rec_export.quantize import quantize_int8
+from edge_rec_export.train_ranking import ItemTensors, load, report, score
 
 PARITY_ATOL = 1e-4
 INT8_AUC_BUDGET = 0.005
@@ -111,7 +111,7 @@ PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mo
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.package_ranking", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.package_ranking", description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, required=True, help="folder with dssm.pt, ctr_teacher.pt, ctr_student.pt")
     ap.add_argument("--log", required=True, help="'movielens' or a gzipped pickled ClickLog")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))

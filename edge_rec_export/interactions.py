@@ -198,7 +198,7 @@ def read_bing(data_dir: Path, vectors: dict[str, np.ndarray] | None = None, val_
 
 
 def read_log_file(path: Path) -> ClickLog:
-    """A gzipped pickled `ClickLog` (e.g. from `export.user_simulator`)."""
+    """A gzipped pickled `ClickLog` (e.g. from `edge_rec_export.user_simulator`)."""
     return pickle.loads(gzip.decompress(Path(path).read_bytes()))
 
 
@@ -206,5 +206,5 @@ def add_log_arguments(ap) -> None:
     """The command-line choice of click log shared by the trainers: `log`, `--log-file`, `--data`."""
     ap.add_argument("log", choices=["movielens", "bing", "file"])
     ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
-                    "export.user_simulator)")
+                    "edge_rec_export.user_simulator)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))

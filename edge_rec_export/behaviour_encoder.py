@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.encoder import require_positive
-from export.item_features import masked_mean
+from edge_rec_export.encoder import require_positive
+from edge_rec_export.item_features import masked_mean
 
 FUSIONS = ("add", "multiply", "mlp")
 PREDICTORS = ("attention", "pool_dot", "mlp")

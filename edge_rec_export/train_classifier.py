@@ -1,9 +1,9 @@
 """Train the default classifier: prepare -> finetune (teacher) -> distill (student). Runs on CPU or CUDA.
 
-    python -m export.train_classifier prepare  --data ../shared/data --out work/prep
-    python -m export.train_classifier cache    --prep work/prep --keep 6,10
-    python -m export.train_classifier finetune --prep work/prep --top 2 --out work/teacher.pt
-    python -m export.train_classifier distill  --prep work/prep --teacher work/teacher.pt --layers 2 --out work/student
+    python -m edge_rec_export.train_classifier prepare  --data ../shared/data --out work/prep
+    python -m edge_rec_export.train_classifier cache    --prep work/prep --keep 6,10
+    python -m edge_rec_export.train_classifier finetune --prep work/prep --top 2 --out work/teacher.pt
+    python -m edge_rec_export.train_classifier distill  --prep work/prep --teacher work/teacher.pt --layers 2 --out work/student
 
 `prepare` prunes the e5 teacher's vocabulary to the corpora and stores it, in the teacher's own 4-bit format, next to
 the tokenized splits. On a CPU the full teacher cannot be fine-tuned in reasonable time (DESIGN.md: over an hour an
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
-from export.ngram_wide import WideConfig
-from export.metrics import classifier_report
-from export.news_data import CODES, NAMES, Example, Targets, assign_splits, read_labelled, read_transfer
-from export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
-from export.tokenizer import build_tokenizer
-from export.vocab_prune import prune
+from edge_rec_export.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
+from edge_rec_export.ngram_wide import WideConfig
+from edge_rec_export.metrics import classifier_report
+from edge_rec_export.news_data import CODES, NAMES, Example, Targets, assign_splits, read_labelled, read_transfer
+from edge_rec_export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
+from edge_rec_export.tokenizer import build_tokenizer
+from edge_rec_export.vocab_prune import prune
 
 MAX_LENGTH = 64
 N_TAGS = 300
@@ -181,6 +181,7 @@ def build_cache(prep: Path, keep: list[int], device, batch: int = 64) -> None:
         for store in stores.values():
             store.flush()
         print(f"cached {name}: {total} tokens, layers {keep} ({time.time() - t0:.0f}s)", flush=True)
+    (prep / "cache" / "done.json").write_text(json.dumps({"keep": keep}))  # marks a finished cache
 
 
 def load_cache(prep: Path, data: dict, k: int) -> dict[str, np.ndarray]:
@@ -429,7 +430,7 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.train_classifier", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.train_classifier", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="split the corpora, prune the teacher vocabulary, tokenize")
     p.add_argument("--data", type=Path, default=Path("../shared/data"))

@@ -1,6 +1,6 @@
 """Make a mobile bundle: each model converted to onnxruntime's ORT format, plus the operators they need.
 
-    python -m export.mobile_bundle assets/zh-news build/zh-news-mobile [--keep-onnx]
+    python -m edge_rec_export.mobile_bundle assets/zh-news build/zh-news-mobile [--keep-onnx]
 
 The ORT format loads without the ONNX protobuf parser and runs on the minimal/mobile builds of onnxruntime;
 `required_operators.config` is the input of a reduced-size build (`build.sh --minimal_build
@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from edge_rec.bundle import load_bundle
-from export.bundle_writer import write_manifest
-from export.ort_format import to_ort_format
+from edge_rec_export.bundle_writer import write_manifest
+from edge_rec_export.ort_format import to_ort_format
 
 
 def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_platform: str = "arm") -> Path:
@@ -43,7 +43,7 @@ def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_pla
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.mobile_bundle", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.mobile_bundle", description=__doc__.split("\n")[0])
     ap.add_argument("src", type=Path, help="bundle directory")
     ap.add_argument("out", type=Path, help="output directory")
     ap.add_argument("--keep-onnx", action="store_true", help="also keep the .onnx files (desktop + mobile)")

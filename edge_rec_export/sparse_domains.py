@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from export.interactions import ClickLog, ItemTable, Samples
-from export.metrics import auc, gauc
+from edge_rec_export.interactions import ClickLog, ItemTable, Samples
+from edge_rec_export.metrics import auc, gauc
 
 
 def domain_items(items: ItemTable, label_names: list[str]) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.encoder import EncoderConfig
+from edge_rec_export.encoder import EncoderConfig
 
 MAGIC = b"E5S1"
 F32, Q4_0 = 0, 1
@@ -196,7 +196,7 @@ _LAYER_NAMES = {"q": "attn.q", "k": "attn.k", "v": "attn.v", "ao": "attn.out", "
 
 
 def encoder_state_dict(tf: TeacherFile) -> dict[str, np.ndarray]:
-    """fp32 weights named as `export.encoder.Encoder`'s state dict."""
+    """fp32 weights named as `edge_rec_export.encoder.Encoder`'s state dict."""
     sd = {"word.weight": tf.array("emb.word"), "pos.weight": tf.array("emb.pos"),
           "token_type": tf.array("emb.type")[0], "emb_ln.weight": tf.array("emb.ln.w"),
           "emb_ln.bias": tf.array("emb.ln.b")}

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from export.encoder import require_positive
-from export.item_features import LabelBag
+from edge_rec_export.encoder import require_positive
+from edge_rec_export.item_features import LabelBag
 
 MASK_LOGIT = -1e4
 

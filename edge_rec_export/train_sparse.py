@@ -1,6 +1,6 @@
 """Sparse-domain training on MovieLens-100k: plain CTR vs seed 004 joint training vs seed 002 GAN vs both.
 
-    python -m export.train_sparse --out work/sparse --seeds 0 1 2
+    python -m edge_rec_export.train_sparse --out work/sparse --seeds 0 1 2
 
 Two genres are made sparse (`sparse_domains.sparsify`: 10% of their training behaviour kept); every method trains
 the student-size CTR model on that log and is judged on the real held-out test clicks, on the sparse domain and
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.ctr import CTRConfig, CTRModel
-from export.gan_augment import DISTANCES, GANConfig, GANObjective
-from export.interactions import read_movielens, samples
-from export.joint_ctr import JointCTR, JointCTRConfig
-from export.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
-from export.train_ranking import STUDENT, ItemTensors, click_loss, fit, report, score
+from edge_rec_export.ctr import CTRConfig, CTRModel
+from edge_rec_export.gan_augment import DISTANCES, GANConfig, GANObjective
+from edge_rec_export.interactions import read_movielens, samples
+from edge_rec_export.joint_ctr import JointCTR, JointCTRConfig
+from edge_rec_export.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
+from edge_rec_export.train_ranking import STUDENT, ItemTensors, click_loss, fit, report, score
 
 METHODS = ("full", "plain", "joint", "gan", "both")
 
@@ -75,7 +75,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.train_sparse", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.train_sparse", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--report", type=Path, default=Path("reports/sparse-domains-movielens.json"))

