@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edge_rec.checks import is_count, is_probability
 from edge_rec.resources import shipped
+from edge_rec.scope import SCRIPTS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -161,6 +162,15 @@ def _check_content(mpath: Path, manifest: dict) -> None:
     for section in ("pipeline", "metrics"):
         if not isinstance(manifest.get(section, {}), dict):
             raise BundleError(f"{mpath}: {section!r} must be an object, got {type(manifest[section]).__name__}")
+    scope = manifest.get("scope")
+    if scope is not None:
+        if not isinstance(scope, dict) or not isinstance(scope.get("scripts"), list) or not scope["scripts"] or \
+                not all(s in SCRIPTS for s in scope["scripts"]):
+            raise BundleError(f"{mpath}: 'scope.scripts' must be a non-empty list of script names from "
+                              f"{sorted(SCRIPTS)}")
+        for key in ("min_script_share", "min_primary_prob"):
+            if not is_probability(scope.get(key)):
+                raise BundleError(f"{mpath}: scope.{key} must be a number in [0, 1], got {scope.get(key)!r}")
     for key, check in _PIPELINE_CHECKS.items():
         if key in manifest.get("pipeline", {}):
             checks[("pipeline", key)] = (manifest["pipeline"][key], check)

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.cache import LRUCache
 from edge_rec.checks import positive_int, probability
+from edge_rec.scope import Scope
 from edge_rec.sessions import check_io, make_session, resolve_threads
 
 INPUTS = {"input_ids", "attention_mask"}
@@ -24,10 +25,13 @@ class Classification:
     tags: tuple[tuple[str, float], ...]  # (tag, probability) above the threshold, most likely first
     index: float  # category index c in [0, 1]: how typical the text is of its primary category
     vector: np.ndarray  # (vector_dim,) float32, unit norm
+    in_scope: bool = True  # False: the text is outside the bundle's declared scope (edge_rec/scope.py)
+    scope_score: float = 1.0  # the text's share in the bundle's scripts (1.0 where the bundle declares no scope)
 
     def to_dict(self, with_vector: bool = False) -> dict:
         d = {"primary": self.primary, "primary_prob": round(self.primary_prob, 6),
-             "tags": [{"tag": t, "prob": round(p, 6)} for t, p in self.tags], "index": round(self.index, 6)}
+             "tags": [{"tag": t, "prob": round(p, 6)} for t, p in self.tags], "index": round(self.index, 6),
+             "in_scope": self.in_scope, "scope_score": round(self.scope_score, 6)}
         if with_vector:
             d["vector"] = [round(float(x), 6) for x in self.vector]
         return d
@@ -44,14 +48,14 @@ class Classification:
         try:
             tags = tuple((str(t["tag"]), float(t["prob"])) for t in d["tags"])
             vector = _frozen(np.asarray(d["vector"], dtype=np.float32))
-            numbers = float(d["primary_prob"]), float(d["index"])
+            numbers = float(d["primary_prob"]), float(d["index"]), float(d.get("scope_score", 1.0))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"classification dict has a malformed field ({e}); expected tags as "
                              "[{'tag', 'prob'}], a numeric primary_prob and index, and a list of numbers as vector") from None
         if vector.ndim != 1 or not np.isfinite(vector).all() or not all(np.isfinite(numbers)):
             raise ValueError("classification vector must be a flat list of finite numbers, and primary_prob and index "
                              "finite")
-        return cls(str(d["primary"]), numbers[0], tags, numbers[1], vector)
+        return cls(str(d["primary"]), numbers[0], tags, numbers[1], vector, bool(d.get("in_scope", True)), numbers[2])
 
 
 class ContentClassifier:
@@ -83,6 +87,7 @@ class ContentClassifier:
         self._check_output_widths(model_path)
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
+        self.scope = Scope.from_manifest(self.bundle.manifest.get("scope"))
         self.cache: LRUCache[tuple[str, Classification]] = LRUCache(cache_size)  # key -> (text, result)
 
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
@@ -160,12 +165,14 @@ class ContentClassifier:
                 n = len(encodings[i].ids)
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            for i, r in zip(chunk, self.predict(ids, mask)):
+            for i, r in zip(chunk, self.predict(ids, mask, [texts[i] for i in chunk])):
                 out[i] = r
         return out
 
-    def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[Classification]:
-        """Run the model on already-tokenized, padded ids (B, T) and mask (B, T)."""
+    def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                texts: list[str] | None = None) -> list[Classification]:
+        """Run the model on already-tokenized, padded ids (B, T) and mask (B, T); with the `texts` they came from,
+        each result is also judged against the bundle's scope."""
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
         primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
         if not (np.isfinite(primary).all() and np.isfinite(index).all()):
@@ -175,10 +182,12 @@ class ContentClassifier:
         for b in range(primary.shape[0]):
             hits = np.flatnonzero(tags[b] >= self.tag_threshold)
             hits = hits[np.argsort(-tags[b, hits], kind="stable")]
+            prob = float(primary[b, best[b]])
+            in_scope, share = (True, 1.0) if self.scope is None or texts is None else self.scope.judge(texts[b], prob)
             results.append(Classification(
-                primary=str(self._labels[best[b]]), primary_prob=float(primary[b, best[b]]),
+                primary=str(self._labels[best[b]]), primary_prob=prob,
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
-                index=float(index[b]), vector=_frozen(vector[b])))
+                index=float(index[b]), vector=_frozen(vector[b]), in_scope=in_scope, scope_score=share))
         return results
 
 

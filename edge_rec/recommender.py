@@ -19,7 +19,10 @@ from edge_rec.sessions import resolve_threads
 
 # Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
 DEFAULTS = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
-            "lam": 0.8, "k": 10, "max_interest_tags": 5}
+            "lam": 0.8, "k": 10, "max_interest_tags": 5, "out_of_scope": "last"}
+# What recommend() does with candidates outside the bundle's scope: rank them after every in-scope one, drop them,
+# or rank them like any other.
+OUT_OF_SCOPE = ("last", "drop", "keep")
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,13 @@ class Recommendation:
     paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag", "semantic"
     primary: str
     tags: tuple[str, ...]
+    in_scope: bool = True  # the candidate's text is within the bundle's scope
 
     def to_dict(self) -> dict:
         return {"id": self.id, "score": round(self.score, 6), "ctr": round(self.ctr, 6), "index": round(self.index, 6),
                 "recall_rate": round(self.recall_rate, 6), "tag_match": round(self.tag_match, 6),
                 "semantic": round(self.semantic, 6),
-                "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags)}
+                "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags), "in_scope": self.in_scope}
 
 
 class EdgeRecommender:
@@ -106,18 +110,26 @@ class EdgeRecommender:
         by_model, by_tag = top_d(rate, knobs["recall_top"]), top_d(match, knobs["tag_top"])
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
                         dtype=np.int64)
+        outside = np.array([not pool[i].in_scope for i in kept], dtype=bool)  # (U,)
+        if knobs["out_of_scope"] == "drop":
+            kept, outside = kept[~outside], outside[~outside]
+            if not len(kept):
+                return []
         ctr = self.ranker(hist_f, {key: v[kept] for key, v in pool_f.items()})  # (U,) second interaction rate
         lam = knobs["lam"]
         degree = lam * ctr + (1.0 - lam) * pool_f["index"][kept]
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
                      ("semantic", set(by_sem.tolist())))
         out = []
-        for j in np.argsort(-degree, kind="stable")[:knobs["k"]]:
+        # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one).
+        last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
+        for j in np.lexsort((-degree, last))[:knobs["k"]]:
             i = int(kept[j])
             c = pool[i]
             paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(items[i].id, float(degree[j]), float(ctr[j]), float(c.index), float(rate[i]),
-                                      float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags)))
+                                      float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags),
+                                      c.in_scope))
         return out
 
     def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:
@@ -145,6 +157,8 @@ class EdgeRecommender:
             positive_int(key, knobs[key])
         if not is_count(knobs["semantic_top"]):
             raise ValueError(f"semantic_top must be an integer >= 0 (0 turns the path off), got {knobs['semantic_top']!r}")
+        if knobs["out_of_scope"] not in OUT_OF_SCOPE:
+            raise ValueError(f"out_of_scope must be one of {OUT_OF_SCOPE}, got {knobs['out_of_scope']!r}")
         if knobs["semantic_mode"] not in MODES:
             raise ValueError(f"semantic_mode must be one of {MODES}, got {knobs['semantic_mode']!r}")
         probability("lam", knobs["lam"])

@@ -20,7 +20,7 @@ RECIPE = [  # (output that marks the step done, argv of edge_rec_export.train_cl
                     "--batch", "32", "--tag-pos-weight", "10", "--wide-buckets", "131072", "--wide-dim", "32",
                     "--seed", "0", "--out", "{work}/teacher.pt"]),
     ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
-                            "--epochs", "3", "--lr", "2e-4", "--batch", "32", "--seed", "0",
+                            "--epochs", "2", "--lr", "2e-4", "--batch", "32", "--seed", "0",
                             "--out", "{work}/student"]),
 ]
 
