@@ -22,3 +22,18 @@ def tag_match(items: Sequence[Classification], interest_tags: Sequence[str], g: 
 def top_d(scores: np.ndarray, d: int) -> np.ndarray:
     """Positions of the `d` highest scores, best first; ties keep input order."""
     return np.argsort(-scores, kind="stable")[:d]
+
+
+def interleave(orders: Sequence[np.ndarray], k: int) -> list[tuple[int, int]]:
+    """Up to k (position, list) pairs taking in turn the best not-yet-taken position of each ranked list."""
+    taken, out = set(), []
+    heads = [0] * len(orders)
+    while len(out) < k and any(h < len(o) for h, o in zip(heads, orders)):
+        for which, order in enumerate(orders):
+            while heads[which] < len(order) and int(order[heads[which]]) in taken:
+                heads[which] += 1
+            if heads[which] < len(order) and len(out) < k:
+                j = int(order[heads[which]])
+                taken.add(j)
+                out.append((j, which))
+    return out

@@ -2,6 +2,8 @@
 degree (seed 000, S1-S5)."""
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from dataclasses import dataclass
 from typing import Hashable, Sequence
@@ -9,17 +11,17 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from edge_rec.bundle import Bundle, BundleError, load_bundle
-from edge_rec.checks import is_count, positive_int, probability
+from edge_rec.checks import is_count, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
-from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
-from edge_rec.recall import tag_match, top_d
+from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags, tag_item
+from edge_rec.recall import interleave, tag_match, top_d
 from edge_rec.scorer import ModelScorer
 from edge_rec.semantic import MODES, similarity
 from edge_rec.sessions import resolve_threads
 
 # Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
 DEFAULTS = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
-            "lam": 0.8, "k": 10, "max_interest_tags": 5, "out_of_scope": "last"}
+            "lam": 0.8, "k": 10, "max_interest_tags": 5, "out_of_scope": "last", "screen_share": 0.2}
 # What recommend() does with candidates outside the bundle's scope: rank them after every in-scope one, drop them,
 # or rank them like any other.
 OUT_OF_SCOPE = ("last", "drop", "keep")
@@ -38,12 +40,14 @@ class Recommendation:
     primary: str
     tags: tuple[str, ...]
     in_scope: bool = True  # the candidate's text is within the bundle's scope
+    interest: str = "history"  # the interest it was ranked for: "history", or "account" (the account's tags)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "score": round(self.score, 6), "ctr": round(self.ctr, 6), "index": round(self.index, 6),
                 "recall_rate": round(self.recall_rate, 6), "tag_match": round(self.tag_match, 6),
                 "semantic": round(self.semantic, 6),
-                "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags), "in_scope": self.in_scope}
+                "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags), "in_scope": self.in_scope,
+                "interest": self.interest}
 
 
 class EdgeRecommender:
@@ -99,15 +103,24 @@ class EdgeRecommender:
         start = max(0, len(user.history) - max(self.recall.history_length, self.ranker.history_length))
         history = self._classify(list(user.history[start:]), "history item", start)
         pool = self._classify(items, "candidate")
-        tags = tuple(dict.fromkeys(user.interest_tags)) or derive_interest_tags(history, knobs["max_interest_tags"])
-
-        hist_f, pool_f = self.vocab.features(history, "history item"), self.vocab.features(pool, "candidate")
-        rate = self.recall(hist_f, pool_f)  # (N,) first interaction rate
+        account = self._known_tags(user.interest_tags)
+        tags = account or derive_interest_tags(history, knobs["max_interest_tags"])
+        # Account tags join the user features the models read as a second interest: a profile of one item per tag.
+        # Recall keeps an item by its better interest; ranking orders the items once per interest and the top k
+        # takes from each in turn, so a long history cannot drown the stated interests (nor they the history).
+        profile = [tag_item(t, pool, self.bundle.primary_labels) for t in account]
+        sources = [(name, h) for name, h in (("history", history), ("account", profile)) if h] or [("history", [])]
+        interests = [self.vocab.features(h, "history item") for _, h in sources]
+        pool_f = self.vocab.features(pool, "candidate")
+        hist_f = {key: np.concatenate([f[key] for f in interests]) for key in interests[0]}  # every reference item
+        rate = np.max([self.recall(f, pool_f) for f in interests], axis=0)  # (N,) first interaction rate
         match = tag_match(pool, tags, knobs["match_g"])  # (N,)
         sim = similarity(hist_f["vector"], pool_f["vector"], knobs["semantic_mode"])  # (N,)
         # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
-        by_sem = top_d(sim, knobs["semantic_top"] if history else 0)
-        by_model, by_tag = top_d(rate, knobs["recall_top"]), top_d(match, knobs["tag_top"])
+        # Pre-screening selects on small pools too: each path keeps at most screen_share of the pool (but >= k).
+        cap = max(knobs["k"], math.ceil(knobs["screen_share"] * len(pool)))
+        by_sem = top_d(sim, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
+        by_model, by_tag = top_d(rate, min(cap, knobs["recall_top"])), top_d(match, min(cap, knobs["tag_top"]))
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
                         dtype=np.int64)
         outside = np.array([not pool[i].in_scope for i in kept], dtype=bool)  # (U,)
@@ -115,21 +128,23 @@ class EdgeRecommender:
             kept, outside = kept[~outside], outside[~outside]
             if not len(kept):
                 return []
-        ctr = self.ranker(hist_f, {key: v[kept] for key, v in pool_f.items()})  # (U,) second interaction rate
+        kept_f = {key: v[kept] for key, v in pool_f.items()}
+        ctrs = [self.ranker(f, kept_f) for f in interests]  # per interest (U,) second interaction rate
         lam = knobs["lam"]
-        degree = lam * ctr + (1.0 - lam) * pool_f["index"][kept]
+        degrees = [lam * p + (1.0 - lam) * kept_f["index"] for p in ctrs]
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
                      ("semantic", set(by_sem.tolist())))
         out = []
         # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one).
         last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
-        for j in np.lexsort((-degree, last))[:knobs["k"]]:
+        for j, which in interleave([np.lexsort((-d, last)) for d in degrees], knobs["k"]):
+            degree, ctr = degrees[which], ctrs[which]
             i = int(kept[j])
             c = pool[i]
             paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(items[i].id, float(degree[j]), float(ctr[j]), float(c.index), float(rate[i]),
                                       float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags),
-                                      c.in_scope))
+                                      c.in_scope, sources[which][0]))
         return out
 
     def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:
@@ -152,6 +167,17 @@ class EdgeRecommender:
             out[i] = c
         return out
 
+    def _known_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The account's interest tags, de-duplicated; ValueError naming an unknown one and the closest labels."""
+        labels = self.bundle.primary_labels + self.bundle.tags
+        known = set(labels)
+        for t in tags:
+            if t not in known:
+                close = difflib.get_close_matches(t, labels, n=5, cutoff=0.0)
+                raise ValueError(f"interest tag {t!r:.40} is not a label of bundle {self.bundle.name!r}; closest: "
+                                 f"{close} (see `edge-rec info` for all {len(labels)})")
+        return tuple(dict.fromkeys(tags))
+
     def _knobs(self, knobs: dict) -> dict:
         for key in ("recall_top", "tag_top", "k", "max_interest_tags"):
             positive_int(key, knobs[key])
@@ -162,6 +188,10 @@ class EdgeRecommender:
         if knobs["semantic_mode"] not in MODES:
             raise ValueError(f"semantic_mode must be one of {MODES}, got {knobs['semantic_mode']!r}")
         probability("lam", knobs["lam"])
+        share = knobs["screen_share"]
+        if not is_probability(share) or share == 0:
+            raise ValueError(f"screen_share must be a number in (0, 1], got {share!r}")
+
         g = knobs["match_g"]
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 < g < float("inf"):
             raise ValueError(f"match_g must be a positive finite number, got {g!r}")

@@ -167,6 +167,15 @@ def assign_splits(examples: list[Example], salt: str = "13", val: float = 0.1, t
     return parts
 
 
+def bundle_splits(data_dir: Path, metrics: dict) -> tuple[list[Example], list[Example], list[Example]]:
+    """(train, val, test) of the split a bundle's classifier was trained on, as its manifest's metrics record it:
+    hash-assigned over every file (`salt`), or the v2 bundle's shuffle of the three original files (`seed`)."""
+    recorded = metrics.get("split", {})
+    if "salt" in recorded:
+        return assign_splits(read_labelled(data_dir), recorded["salt"])[:3]
+    return split(read_corpora(data_dir), seed=recorded.get("seed", 13))
+
+
 @dataclass
 class Targets:
     tags: list[str]

@@ -20,7 +20,7 @@ from edge_rec import ContentClassifier, load_bundle
 from edge_rec.bundle import MANIFEST
 from edge_rec.scope import Scope, script_share
 from edge_rec_export.bundle_writer import write_manifest
-from edge_rec_export.news_data import assign_splits, read_corpora, read_labelled, split
+from edge_rec_export.news_data import bundle_splits
 
 SHARE_GRID = [round(x, 2) for x in np.arange(0.0, 1.0, 0.05)]
 
@@ -42,20 +42,10 @@ def english_titles(data_dir: Path) -> list[str]:
         return [row["title"] for row in csv.DictReader(f) if row["title"].strip()]
 
 
-def held_out_titles(data_dir: Path, metrics: dict) -> tuple[list[str], list[str]]:
-    """(val, test) titles of the split the bundle's classifier was trained on (its manifest says which)."""
-    recorded = metrics.get("split", {})
-    if "salt" in recorded:
-        _, val, test, _ = assign_splits(read_labelled(data_dir), recorded["salt"])
-    else:  # the v2 bundle: the shuffled split of the three original files
-        _, val, test = split(read_corpora(data_dir), seed=recorded.get("seed", 13))
-    return [e.title for e in val], [e.title for e in test]
-
-
 def calibrate_bundle(bundle_dir: Path, data_dir: Path, scripts: tuple[str, ...], languages: list[str],
                      domain: str, max_flagged: float = 0.02) -> dict:
     bundle = load_bundle(bundle_dir)
-    val, test = held_out_titles(data_dir, bundle.metrics)
+    _, val, test = ([e.title for e in part] for part in bundle_splits(data_dir, bundle.metrics))
     clf = ContentClassifier(bundle, profile="pc", cache_size=0)
     clf.scope = None  # calibrating: nothing flagged yet
     thresholds = calibrate(clf, val, scripts, max_flagged)

@@ -32,8 +32,8 @@ def test_int8_graph_is_quantized(bundle):
 @pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(), reason="../shared/data not present")
 def test_held_out_accuracy_through_the_runtime(bundle):
     """Raw test titles through tokenizer + session + post-processing agree with the accuracy measured at export."""
-    from edge_rec_export.news_data import read_corpora, split
-    test = split(read_corpora(SHARED_DATA), seed=13)[2][:600]
+    from edge_rec_export.news_data import bundle_splits
+    test = bundle_splits(SHARED_DATA, bundle.metrics)[2][:600]
     results = ContentClassifier(bundle, profile="pc").classify([e.title for e in test])
     acc = np.mean([bundle.primary_labels.index(r.primary) == e.label for r, e in zip(results, test)])
     recorded = bundle.metrics["student_int8_onnx"]["accuracy"]
@@ -65,3 +65,31 @@ def test_recommendations_follow_the_users_history(bundle):
     ranked = rec.recommend({"history": sports[:2]}, pool, k=len(pool), recall_top=len(pool))
     ranks = [i for i, r in enumerate(ranked) if r.primary == "sports"]
     assert len(ranks) >= 2 and np.mean(ranks) < len(pool) / 4, [(r.primary, round(r.score, 3)) for r in ranked]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(), reason="../shared/data not present")
+def test_stated_interests_change_the_results(bundle):
+    """A pool of 300 held-out titles, 20 per category: an account tag alone fills the top 10 with its category; a
+    history in A plus an account tag B gets both; an unknown tag is an error naming the closest labels."""
+    from collections import defaultdict
+
+    from edge_rec import EdgeRecommender
+    from edge_rec_export.news_data import NAMES, bundle_splits
+
+    by_label = defaultdict(list)
+    for e in bundle_splits(SHARED_DATA, bundle.metrics)[2]:
+        by_label[NAMES[e.label]].append(e.title)
+    pool = [{"id": f"{name}-{i}", "text": t} for name in NAMES for i, t in enumerate(by_label[name][:20])]
+    rec = EdgeRecommender(bundle, profile="pc")
+    category = lambda r: r.id.rsplit("-", 1)[0]  # noqa: E731  (the title's true category)
+    for tag in ("game", "sports", "car", "entertainment", "tech"):
+        top = rec.recommend({"interest_tags": [tag]}, pool, k=10)
+        assert sum(category(r) == tag for r in top) >= 8, (tag, [category(r) for r in top])
+    no_tags = [r.id for r in rec.recommend({}, pool, k=10)]
+    assert no_tags != [r.id for r in rec.recommend({"interest_tags": ["game"]}, pool, k=10)]
+    for a, b in (("sports", "car"), ("game", "finance"), ("entertainment", "sports")):
+        history = [{"id": f"h{i}", "text": t} for i, t in enumerate(by_label[a][20:27])]
+        got = {category(r) for r in rec.recommend({"interest_tags": [b], "history": history}, pool, k=10)}
+        assert {a, b} <= got or (b == "finance" and {a, "stock"} <= got), (a, b, got)
+    with pytest.raises(ValueError, match="closest: .*'game'"):
+        rec.recommend({"interest_tags": ["gmae"]}, pool)

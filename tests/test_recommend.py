@@ -43,11 +43,17 @@ def test_ranking_models_are_exported_and_quantized(tiny_ranking):
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
 def test_ranking_follows_recommendation_degree(rec, lam):
-    recs = rec.recommend({"id": "u", "interest_tags": ["ai"], "history": HISTORY}, POOL, k=len(POOL), lam=lam,
-                         recall_top=10, tag_top=10)
-    assert recs
+    recs = rec.recommend({"id": "u", "history": HISTORY}, POOL, k=len(POOL), lam=lam, recall_top=10, tag_top=10)
+    assert recs and {r.interest for r in recs} == {"history"}
     scores = [r.score for r in recs]
     assert scores == sorted(scores, reverse=True)
+    # With account tags too, the top k takes from each interest in turn, each in its own order of R.
+    both = rec.recommend({"id": "u", "interest_tags": ["ai"], "history": HISTORY}, POOL, k=len(POOL), lam=lam,
+                         recall_top=10, tag_top=10)
+    assert [r.interest for r in both[:4]] == ["history", "account"] * 2
+    for source in ("history", "account"):
+        mine = [r.score for r in both if r.interest == source]
+        assert mine == sorted(mine, reverse=True)
     for r in recs:
         assert r.score == pytest.approx(lam * r.ctr + (1 - lam) * r.index, abs=1e-6)
         assert r.paths and set(r.paths) <= {"model", "tag", "semantic"}
@@ -178,8 +184,8 @@ def test_bad_texts_are_named_by_item_and_id(rec):
 def test_documented_edge_cases(rec):
     assert rec.recommend({"history": HISTORY}, []) == []
     assert len(rec.recommend({}, POOL, k=5)) == 5  # no tags, no history: still ranks
-    unknown = rec.recommend({"interest_tags": ["no-such-tag"], "history": []}, POOL, k=5)
-    assert all(r.tag_match == pytest.approx(r.index / 2, abs=1e-6) for r in unknown)  # g = 1: m = c / 2
+    with pytest.raises(ValueError, match=r"interest tag 'gmae' is not a label .* closest: \['game'"):
+        rec.recommend({"interest_tags": ["gmae"], "history": []}, POOL, k=5)  # never a silent no-op
     assert len(rec.recommend({"history": HISTORY}, POOL[:3], k=50)) == 3  # k beyond the pool: all of it
     dup_history = {"history": HISTORY + HISTORY}  # the same item twice in a history is fine
     assert rec.recommend(dup_history, POOL, k=3)
@@ -226,7 +232,10 @@ def test_cli_recommend(rec_bundle, tmp_path, capsys):
     assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items), "--k", "4"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 4 and {"id", "score", "ctr", "index", "recall_rate", "tag_match", "semantic", "paths"} <= set(lines[0])
-    assert [x["score"] for x in lines] == sorted((x["score"] for x in lines), reverse=True)
+    assert [x["interest"] for x in lines] == ["history", "account"] * 2  # the top k takes from each in turn
+    for source in ("history", "account"):
+        mine = [x["score"] for x in lines if x["interest"] == source]
+        assert mine == sorted(mine, reverse=True)
     items.write_text('{"id": 1, "text": "ok"}\n{broken\n', encoding="utf-8")
     assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items)]) == 2
     assert "items.jsonl:2" in capsys.readouterr().err
