@@ -171,12 +171,24 @@ def _check_content(mpath: Path, manifest: dict) -> None:
         for key in ("min_script_share", "min_primary_prob"):
             if not is_probability(scope.get(key)):
                 raise BundleError(f"{mpath}: scope.{key} must be a number in [0, 1], got {scope.get(key)!r}")
+    calibration = manifest.get("index_calibration")
+    if calibration is not None:
+        quantiles = calibration.get("quantiles") if isinstance(calibration, dict) else None
+        if not isinstance(quantiles, dict) or not set(quantiles) <= set(manifest["primary_labels"]) or not all(
+                _is_quantile_list(q) for q in quantiles.values()):
+            raise BundleError(f"{mpath}: 'index_calibration.quantiles' must map primary labels to non-decreasing "
+                              "lists of at least 2 numbers in [0, 1]")
     for key, check in _PIPELINE_CHECKS.items():
         if key in manifest.get("pipeline", {}):
             checks[("pipeline", key)] = (manifest["pipeline"][key], check)
     for (section, key), (value, ok) in checks.items():
         if not ok(value):
             raise BundleError(f"{mpath}: {section}.{key} has an invalid value {value!r}")
+
+
+def _is_quantile_list(q) -> bool:
+    return (isinstance(q, list) and len(q) >= 2 and all(is_probability(x) for x in q)
+            and all(a <= b for a, b in zip(q, q[1:])))
 
 
 # Pipeline knobs the runtime reads, checked at load so a bad manifest fails there and not at the first call.

@@ -23,7 +23,8 @@ class Classification:
     primary: str
     primary_prob: float
     tags: tuple[tuple[str, float], ...]  # (tag, probability) above the threshold, most likely first
-    index: float  # category index c in [0, 1]: how typical the text is of its primary category
+    index: float  # category index c in [0, 1]: how typical the text is of its primary category (a percentile among
+    # held-out titles of that category where the bundle has an index_calibration, else the model's raw output)
     vector: np.ndarray  # (vector_dim,) float32, unit norm
     in_scope: bool = True  # False: the text is outside the bundle's declared scope (edge_rec/scope.py)
     scope_score: float = 1.0  # the text's share in the bundle's scripts (1.0 where the bundle declares no scope)
@@ -88,6 +89,9 @@ class ContentClassifier:
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
         self.scope = Scope.from_manifest(self.bundle.manifest.get("scope"))
+        # c as a percentile within its primary category, where the bundle calibrated it (see index_calibration).
+        quantiles = self.bundle.manifest.get("index_calibration", {}).get("quantiles", {})
+        self._index_quantiles = {label: np.asarray(q, dtype=np.float64) for label, q in quantiles.items()}
         self.cache: LRUCache[tuple[str, Classification]] = LRUCache(cache_size)  # key -> (text, result)
 
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
@@ -183,11 +187,14 @@ class ContentClassifier:
             hits = np.flatnonzero(tags[b] >= self.tag_threshold)
             hits = hits[np.argsort(-tags[b, hits], kind="stable")]
             prob = float(primary[b, best[b]])
+            label = str(self._labels[best[b]])
+            q = self._index_quantiles.get(label)
+            c = float(index[b]) if q is None else float(np.interp(index[b], q, np.linspace(0.0, 1.0, len(q))))
             in_scope, share = (True, 1.0) if self.scope is None or texts is None else self.scope.judge(texts[b], prob)
             results.append(Classification(
-                primary=str(self._labels[best[b]]), primary_prob=prob,
+                primary=label, primary_prob=prob,
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
-                index=float(index[b]), vector=_frozen(vector[b]), in_scope=in_scope, scope_score=share))
+                index=c, vector=_frozen(vector[b]), in_scope=in_scope, scope_score=share))
         return results
 
 

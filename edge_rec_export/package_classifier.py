@@ -46,10 +46,31 @@ def best_threshold(f1) -> float:
     return TAG_GRID[best]
 
 
-def onnx_report(path: Path, split, tag_threshold: float, threads: int = 2, batch: int = 64) -> dict:
+def onnx_predict(path: Path, split, threads: int = 2, batch: int = 64) -> tuple:
+    """(primary probs, tag probs, raw index) of an exported classifier over a prepared split."""
     sess = make_session(path, threads)
     run = lambda idx, ids, mask: sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[:3]  # noqa: E731
-    return report(predict(run, split, batch), split, tag_threshold)
+    return predict(run, split, batch)
+
+
+def onnx_report(path: Path, split, tag_threshold: float) -> dict:
+    return report(onnx_predict(path, split), split, tag_threshold)
+
+
+def index_calibration(probs: tuple, labels: list[str], points: int = 21, min_titles: int = 30) -> dict:
+    """Per primary label, `points` quantiles of the raw index over the validation titles predicted as that label
+    (all titles' quantiles for a label with fewer than `min_titles`): the runtime maps c through them, so c reads
+    as "more typical of its category than this share of held-out titles" and spans [0, 1]."""
+    primary, _, index = probs
+    pred = primary.argmax(axis=1)
+    levels = np.linspace(0.0, 1.0, points)
+
+    def quantiles(x):
+        return [round(float(v), 6) for v in np.maximum.accumulate(np.quantile(x, levels))]
+
+    return {"meaning": "percentile of the category index among held-out titles of the same predicted category",
+            "quantiles": {label: quantiles(index[pred == i] if (pred == i).sum() >= min_titles else index)
+                          for i, label in enumerate(labels)}}
 
 
 def p50_ms(fn, warmup: int = 20, runs: int = 200) -> float:
@@ -111,6 +132,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_
         metrics["parity_fp32_onnx_vs_torch_max_abs"] = diff
         metrics["student_fp32_onnx"] = onnx_report(fp32, test, threshold)
         metrics["student_int8_onnx"] = onnx_report(int8, test, threshold)
+        calibration = index_calibration(onnx_predict(int8, data["val"]), meta["labels"])
         # Every held-out split (Toutiao and TNEWS parts of test, FewCLUE test_public) beside the TF-IDF yardstick.
         reference = reference_figures(data_dir, meta)
         metrics["tfidf_reference"] = reference["test"]
@@ -133,7 +155,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_
         write_classifier_bundle(out, int8, tokenizer, name="zh-news", primary_labels=meta["labels"],
                                 tags=meta["tags"], max_length=meta["max_length"], pad_id=meta["pad_id"],
                                 pipeline={"tag_threshold": threshold}, metrics=metrics,
-                                extra={"label_codes": meta["codes"]})
+                                extra={"label_codes": meta["codes"], "index_calibration": calibration})
     return metrics
 
 

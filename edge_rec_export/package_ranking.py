@@ -87,9 +87,28 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
         sess = make_session(path, 1)
         speed[precision] = round(p50_ms(lambda: sess.run(None, example)), 3)
     use_int8 = loss <= INT8_AUC_BUDGET and speed["int8"] < speed["fp32"]
+    ranker = ranker_int8 if use_int8 else ranker_fp32
     figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
-                    "ranker_latency_1_thread_p50_ms": speed})
-    return {"recall": recall, "ranker": ranker_int8 if use_int8 else ranker_fp32}, figures
+                    "ranker_latency_1_thread_p50_ms": speed,
+                    "recommendation_degree": tune_lam(ranker, tensors, log)})
+    return {"recall": recall, "ranker": ranker}, figures
+
+
+LAM_GRID = [round(x, 1) for x in np.arange(0.0, 1.01, 0.1)]
+
+
+def tune_lam(ranker: Path, tensors: ItemTensors, log: ClickLog) -> dict:
+    """R = lam * p + (1 - lam) * c on held-out visits: lam with the best nDCG@10 on validation (ties: the larger
+    lam), and the test figures of that lam beside lam = 1 (the ranker alone), so c's worth is measured."""
+    def figures(visits, lam):
+        rows = samples(visits, 1)
+        p = onnx_scores(ranker, tensors, visits)
+        return report(lam * p + (1.0 - lam) * log.items.index[rows.target], rows)
+
+    val = {lam: figures(log.val, lam)["ndcg@10"] for lam in LAM_GRID}
+    best = max(LAM_GRID, key=lambda lam: (val[lam], lam))
+    return {"lam_tuned_on_val": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
+            "test_tuned_lam": figures(log.test, best), "test_lam_1": figures(log.test, 1.0)}
 
 
 def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: dict) -> None:
@@ -107,7 +126,7 @@ def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: di
 
 # Recall and ranking knobs the default bundle ships with (seed 000 S3-S5); every one can be overridden per call.
 PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
-            "lam": 0.8, "k": 10, "max_interest_tags": 5}
+            "lam": 0.8, "k": 10, "max_interest_tags": 5, "screen_share": 0.2, "out_of_scope": "last"}
 
 
 def main(argv=None) -> None:
@@ -124,9 +143,10 @@ def main(argv=None) -> None:
         print(json.dumps(figures, indent=1))
         if a.bundle:
             labels = log.items.label_names
+            lam = figures["recommendation_degree"]["lam_tuned_on_val"]
             add_to_bundle(a.bundle, files, {
                 "ranking": {"labels": labels},
-                "pipeline": PIPELINE, "metrics": {"ranking": figures}})
+                "pipeline": {**PIPELINE, "lam": lam}, "metrics": {"ranking": figures}})
 
 
 if __name__ == "__main__":

@@ -280,3 +280,21 @@ def test_vector_store_top_checks_its_arguments(refs, d, mode, match):
     with pytest.raises(ValueError, match=match):
         store.top(refs, d, mode)
     assert store.top(np.eye(8)[2], 1) == [(2, 1.0)]
+
+
+def test_lam_is_tuned_on_validation_visits_and_reported_beside_lam_1(tiny_ranking):
+    from conftest import tiny_click_log
+    from edge_rec_export.interactions import ClickLog
+    from edge_rec_export.package_ranking import LAM_GRID, onnx_scores, tune_lam
+    from edge_rec_export.train_ranking import ItemTensors
+
+    items, visits = tiny_click_log()
+    log = ClickLog("tiny", items, visits, visits, visits)
+    tensors = ItemTensors(items)
+    r = tune_lam(tiny_ranking["ranker"], tensors, log)
+    assert r["lam_tuned_on_val"] in LAM_GRID and len(r["val_ndcg@10"]) == len(LAM_GRID)
+    # Validation and test are the same visits here, so the tuned lam cannot do worse than lam = 1 on test.
+    assert r["test_tuned_lam"]["ndcg@10"] >= r["test_lam_1"]["ndcg@10"]
+    from edge_rec_export.interactions import samples
+    from edge_rec_export.train_ranking import report
+    assert r["test_lam_1"] == report(onnx_scores(tiny_ranking["ranker"], tensors, visits), samples(visits, 1))

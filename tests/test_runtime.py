@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, TAGS, TITLES
-from edge_rec import ContentClassifier
+from edge_rec import BundleError, ContentClassifier, load_bundle
 
 
 @pytest.fixture()
@@ -152,3 +152,20 @@ def test_classification_round_trips_through_json(clf):
         Classification.from_dict(r.to_dict())  # written without the vector: cannot come back
     with pytest.raises(ValueError, match="malformed"):
         Classification.from_dict({**r.to_dict(with_vector=True), "tags": ["x"]})
+
+
+def test_index_calibration_maps_c_to_a_percentile_within_its_category(tiny_export, tmp_path):
+    from conftest import LABELS, make_bundle
+    from edge_rec_export.package_classifier import index_calibration
+
+    raw = ContentClassifier(make_bundle(tmp_path / "raw", tiny_export[2])).classify(TITLES)
+    probs = (np.eye(len(LABELS))[[LABELS.index(r.primary) for r in raw]], None, np.array([r.index for r in raw]))
+    calibration = index_calibration(probs, LABELS, min_titles=100)  # too few titles: every label gets all titles'
+    calibrated = ContentClassifier(make_bundle(tmp_path / "cal", tiny_export[2],
+                                               extra={"index_calibration": calibration})).classify(TITLES)
+    c = np.array([r.index for r in calibrated])
+    assert c.min() == pytest.approx(0.0) and c.max() == pytest.approx(1.0)  # spans [0, 1]
+    np.testing.assert_array_equal(np.argsort([r.index for r in raw]), np.argsort(c))  # order kept
+    with pytest.raises(BundleError, match="index_calibration"):
+        load_bundle(make_bundle(tmp_path / "bad", tiny_export[2],
+                                extra={"index_calibration": {"quantiles": {"story": [0.5, 0.2]}}}))
