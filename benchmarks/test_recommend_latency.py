@@ -30,8 +30,9 @@ def classified(titles_1k):
 def titles_1k():
     from conftest import DATA
     if (DATA / "toutiao_partial").is_dir():
-        from edge_rec_export.news_data import read_corpora, split
-        _, val, test = split(read_corpora(DATA), seed=13)
+        from edge_rec import load_bundle
+        from edge_rec_export.news_data import bundle_splits
+        _, val, test = bundle_splits(DATA, load_bundle().metrics)
         return [e.title for e in (test + val)[:1100]]
     pytest.skip("../shared/data not present")
 

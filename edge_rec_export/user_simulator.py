@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec_export.interactions import ClickLog, Impression, ItemTable
-from edge_rec_export.news_data import NAMES, Targets, read_corpora, split
+from edge_rec_export.news_data import NAMES, Targets, bundle_splits
 
 
 @dataclass
@@ -55,10 +55,10 @@ def ranking_labels(primary_labels: list[str], tags: list[str]) -> list[str]:
 def simulate(data_dir: Path, bundle=None, cfg: SimConfig = SimConfig(), max_labels: int = 4) -> ClickLog:
     from edge_rec import ContentClassifier  # the shipped runtime classifies the content, as on a device
 
-    train, val, test = split(read_corpora(Path(data_dir)), seed=13)
+    clf = ContentClassifier(bundle, cache_size=1)
+    train, val, test = bundle_splits(Path(data_dir), clf.bundle.metrics)
     targets = Targets.fit(train)
     pool = val + test  # titles the classifier never trained on
-    clf = ContentClassifier(bundle, cache_size=1)
     classes = clf.classify([e.title for e in pool])
     names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)
     label_of = {n: i for i, n in enumerate(names, start=1)}

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import SHARED_DATA
 from edge_rec_export.metrics import macro_f1, micro_f1, spearman
-from edge_rec_export.news_data import CODES, Example, Targets, read_corpora, split
+from edge_rec_export.news_data import (CODES, Example, Targets, assign_splits, normalise, read_corpora, read_labelled,
+                                      read_transfer, split)
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(),
                                 reason="../shared/data (Toutiao/TNEWS corpora) not present")
@@ -49,3 +50,32 @@ def test_metrics():
     assert micro_f1(np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]])) == pytest.approx(2 * 2 / (4 + 1 + 1))
     assert spearman(np.array([1.0, 2, 3, 4]), np.array([10.0, 20, 30, 40])) == pytest.approx(1.0)
     assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    return read_labelled(SHARED_DATA)
+
+
+def test_every_file_deduplicated_by_normalised_title(labelled):
+    keys = [normalise(e.title) for e in labelled]
+    assert len(keys) == len(set(keys)) > 85_000
+    assert {e.source for e in labelled} == {"toutiao", "tnews"}
+    assert normalise("Ｉ Phone  新品") == normalise("i phone新品")
+
+
+def test_hash_splits_are_disjoint_stable_and_keep_the_public_test_apart(labelled):
+    train, val, test, public = assign_splits(labelled)
+    keys = [{normalise(e.title) for e in part} for part in (train, val, test, public)]
+    assert sum(len(k) for k in keys) == len(set().union(*keys)) == len(labelled)
+    assert 1800 < len(public) <= 1878 and all(e.public for e in public)
+    assert 0.08 < len(test) / len(labelled) < 0.12
+    # A title's split depends on its text alone: dropping half the corpus moves no title between splits.
+    half = assign_splits(labelled[::2])
+    assert {e.title for e in half[2]} == {e.title for e in labelled[::2] if normalise(e.title) in keys[2]}
+
+
+def test_transfer_titles_are_never_labelled_ones(labelled):
+    transfer = read_transfer(SHARED_DATA, labelled)
+    labelled_keys = {normalise(e.title) for e in labelled}
+    assert len(transfer) > 30_000 and not any(normalise(t) in labelled_keys for t in transfer)
