@@ -96,8 +96,12 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
         raise BundleError(f"{mpath}: missing; every bundle needs a {MANIFEST}")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{mpath}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise BundleError(f"{mpath}: cannot be read ({e.strerror or e})") from None
+    except RecursionError:
+        raise BundleError(f"{mpath}: not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        raise BundleError(f"{mpath}: not valid JSON ({str(e)[:200]})") from None
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in _REQUIRED if k not in manifest]
@@ -111,7 +115,10 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
                           "upgrade edge-rec or re-export the bundle")
     if version < 1:
         raise BundleError(f"{mpath}: format_version {version} is not a valid version (expected 1..{FORMAT_VERSION})")
-    _check_files(path, manifest, verify)
+    try:
+        _check_files(path, manifest, verify)
+    except OSError as e:
+        raise BundleError(f"{e.filename or path}: cannot be read ({e.strerror or e})") from None
     _check_content(mpath, manifest)
     return Bundle(path, manifest)
 

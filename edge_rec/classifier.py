@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from typing import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -15,6 +15,7 @@ from edge_rec.scope import Scope
 from edge_rec.sessions import check_io, make_session, resolve_threads
 
 INPUTS = {"input_ids", "attention_mask"}
+_MISSING = object()
 OUTPUTS = ("primary_probs", "tag_probs", "index", "vector")
 
 
@@ -136,6 +137,48 @@ class ContentClassifier:
             self.cache.put(keys[i], (clean[i], r))
         return results
 
+    def classify_stream(self, texts: Iterable[str], ids: Iterable[Hashable] | None = None, chunk: int | None = None,
+                        skip_bad: bool = False) -> Iterator[Classification | Exception]:
+        """Classify an iterable of any length, `chunk` texts at a time (default 8 batches): results come in input
+        order as each chunk is done, and memory does not grow with the input. A bad text first lets every good
+        text before it through, then raises its TypeError/ValueError (naming its position in the stream); with
+        `skip_bad`, that exception is yielded in its place and the stream goes on."""
+        chunk = positive_int("chunk", 8 * self.batch_size if chunk is None else chunk)
+        id_iter = None if ids is None else iter(ids)
+        pending: list[tuple[str, Hashable]] = []
+
+        def flush():
+            done = self.classify([t for t, _ in pending], None if id_iter is None else [k for _, k in pending])
+            pending.clear()
+            return done
+
+        source, i = iter(texts), -1
+        while True:
+            try:
+                text = next(source)
+            except StopIteration:
+                break
+            except Exception:  # the input itself failed (e.g. undecodable bytes): what was read still comes out
+                yield from flush()
+                raise
+            i += 1
+            key = None
+            if id_iter is not None:
+                key = next(id_iter, _MISSING)
+                if key is _MISSING:
+                    raise ValueError(f"ids ran out at text {i}; give one id per text")
+            try:
+                pending.append((self.clean(text, i), key))
+            except (TypeError, ValueError) as e:
+                yield from flush()
+                if not skip_bad:
+                    raise
+                yield e
+                continue
+            if len(pending) >= chunk:
+                yield from flush()
+        yield from flush()
+
     def clear_cache(self) -> None:
         """Forget every cached result (e.g. after the app's content changed wholesale)."""
         self.cache.clear()
@@ -147,8 +190,9 @@ class ContentClassifier:
             raise TypeError(f"{name} is bytes; decode it to str first (e.g. data.decode('utf-8'))")
         if not isinstance(text, str):
             raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+        # Leading whitespace never reaches the model: drop it before cutting, so a long run of it is not "empty".
         # Lone surrogates cannot be encoded to UTF-8 for the tokenizer: replace them rather than fail.
-        text = text[: self.max_chars].encode("utf-8", "replace").decode("utf-8")
+        text = text.lstrip()[: self.max_chars].encode("utf-8", "replace").decode("utf-8")
         if not text.strip():
             raise ValueError(f"{name} is empty or only whitespace; there is nothing to classify")
         return text

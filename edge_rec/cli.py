@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
+import time
+from collections import deque
 from pathlib import Path
 
 from edge_rec import __version__
@@ -36,25 +40,92 @@ def _add_bundle_args(p: argparse.ArgumentParser) -> None:
 def _info(a) -> int:
     b = load_bundle(a.bundle_path)
     m = b.manifest
+    sizes = {n: b.file(n).stat().st_size for n in m["files"]}  # `bytes` is optional in the manifest
     print(json.dumps({"path": str(b.path), "name": b.name, "format_version": m["format_version"],
                       "created_by": m.get("created_by"), "models": {r: v["file"] for r, v in m["models"].items()},
-                      "files": {n: f["bytes"] for n, f in m["files"].items()},
-                      "bytes_total": sum(f["bytes"] for f in m["files"].values()),
+                      "files": sizes, "bytes_total": sum(sizes.values()),
                       "primary_labels": b.primary_labels, "tags": b.tags, "tokenizer": b.tokenizer,
-                      "pipeline": b.pipeline, "metrics": b.metrics}, ensure_ascii=False, indent=2))
+                      "pipeline": b.pipeline, "scope": m.get("scope"), "metrics": b.metrics},
+                     ensure_ascii=False, indent=2))
     return 0
 
 
 def _classify(a) -> int:
-    texts = a.texts
-    if texts == ["-"]:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ValueError("no texts given: pass them as arguments, or '-' to read one per line from stdin")
     clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold)
-    for text, r in zip(texts, clf.classify(texts)):
-        print(json.dumps({"text": text, **r.to_dict(with_vector=a.vector)}, ensure_ascii=False))
+    if a.texts != ["-"]:
+        for text, r in zip(a.texts, clf.classify(a.texts)):
+            _print({"text": text, **r.to_dict(with_vector=a.vector)})
+        return 0
+    # stdin: streamed in input order, one output line per input line (a blank or bad line is an error, or with
+    # --skip-bad an error record), flushed chunk by chunk so completed work is never lost.
+    lines = _utf8_lines(sys.stdin.buffer, "stdin")
+    progress = _Progress() if sys.stderr.isatty() else None
+    texts: deque[str] = deque()  # read but not yet written: at most one chunk
+    stream = clf.classify_stream(_remember(lines, texts), skip_bad=a.skip_bad)
+    for n, r in enumerate(_lines_done(stream), start=1):
+        text = texts.popleft()
+        if isinstance(r, Exception):
+            _print({"line": n, "error": str(r).replace(f"text {n - 1}", "text")})
+        else:
+            _print({"text": text, **r.to_dict(with_vector=a.vector)}, flush=not texts)  # at each chunk's end
+        if progress:
+            progress.tick(n)
+    sys.stdout.flush()
+    if progress:
+        progress.done()
     return 0
+
+
+def _remember(lines, texts: deque):
+    for line in lines:
+        texts.append(line)
+        yield line
+
+
+def _lines_done(stream):
+    """The stream's results; a bad text (without --skip-bad) ends it with an error naming its line."""
+    try:
+        yield from stream
+    except (ValueError, TypeError) as e:
+        sys.stdout.flush()
+        msg = str(e)
+        if msg.startswith("text "):
+            pos, _, rest = msg[5:].partition(" ")
+            if pos.isdigit():
+                raise ValueError(f"stdin line {int(pos) + 1}: text {rest} (pass --skip-bad to write an error "
+                                 "record for it and go on)") from None
+        raise
+
+
+def _utf8_lines(stream, name: str):
+    """Lines of a byte stream decoded as UTF-8 whatever the locale (a leading BOM is dropped), without their end;
+    ValueError naming the line that is not UTF-8."""
+    for n, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name} line {n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        yield line.rstrip("\r\n")
+
+
+class _Progress:
+    """A one-line progress count on stderr, refreshed at most twice a second."""
+
+    def __init__(self):
+        self.start = self.last = time.monotonic()
+
+    def tick(self, n: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            print(f"\r{n:,} lines, {n / (now - self.start):,.0f}/s", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        print(file=sys.stderr)
+
+
+def _print(record: dict, flush: bool = True) -> None:
+    print(json.dumps(record, ensure_ascii=False), flush=flush)
 
 
 def _demo(a) -> int:
@@ -78,21 +149,23 @@ def _demo(a) -> int:
 
 def _read_json(path, what: str):
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: {what} is not valid JSON ({e})") from None
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: {what} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        raise ValueError(f"{path}: {what} is not valid JSON ({str(e)[:120] or 'nested too deeply'})") from None
 
 
 def _read_jsonl(path) -> list:
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for n, line in enumerate(_utf8_lines(f, str(path)), start=1):
             if line.strip():
                 try:
                     items.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: not a JSON object ({e})") from None
+                except (json.JSONDecodeError, RecursionError, ValueError) as e:
+                    raise ValueError(f"{path}:{n}: not a JSON object ({str(e)[:120] or 'nested too deeply'})") from None
     return items
 
 
@@ -118,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bundle_args(p)
     p.add_argument("--threshold", type=float, default=None, help="tag probability threshold (default: the bundle's)")
     p.add_argument("--vector", action="store_true", help="include the semantic vector")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="with '-': write {line, error} for a bad or blank line and go on (default: stop, exit 2)")
     p.set_defaults(func=_classify)
     p = sub.add_parser("demo", help="classify real news titles and recommend some to an example user",
                        description="Classify a handful of real held-out news titles, then recommend 5 of 60 "
@@ -138,11 +213,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # JSON lines in UTF-8 whatever the locale
+        sys.stdout.reconfigure(encoding="utf-8")
     try:
         return a.func(a)
-    except (BundleError, ValueError, TypeError, FileNotFoundError) as e:
-        print(f"edge-rec: error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (e.g. `| head -1`): what it wanted was written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        _flush_quietly()
+        print("edge-rec: interrupted", file=sys.stderr)
+        return 130
+    except (BundleError, ValueError, TypeError, OSError, RecursionError, RuntimeError) as e:
+        _flush_quietly()
+        print(f"edge-rec: error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
