@@ -76,11 +76,12 @@ def gauc(score: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
 
 
 def ranking_at_k(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> dict:
-    """Mean nDCG@k and Recall@k over lists (groups) with at least one click."""
+    """Mean nDCG@k and Recall@k over lists (groups) with at least one click. Ties are broken against the clicks
+    (a clicked item tied with unclicked ones ranks after them), so a constant or saturated score earns nothing."""
     ndcgs, recalls = [], []
     for g in np.unique(group):
         sel = np.flatnonzero(group == g)
-        rel = y[sel][np.argsort(-score[sel], kind="stable")]
+        rel = y[sel][np.lexsort((y[sel], -score[sel]))]  # by score, then unclicked before clicked
         n_rel = int(rel.sum())
         if not n_rel:
             continue

@@ -79,3 +79,4 @@ def test_transfer_titles_are_never_labelled_ones(labelled):
     transfer = read_transfer(SHARED_DATA, labelled)
     labelled_keys = {normalise(e.title) for e in labelled}
     assert len(transfer) > 30_000 and not any(normalise(t) in labelled_keys for t in transfer)
+

@@ -103,3 +103,13 @@ def test_ctr_model_learns_interest_from_history():
     data = {k: samples(log.split(k), 6) for k in ("train", "val", "test")}
     fit(model, tensors, data["train"], data["val"], epochs=5, lr=1e-2, batch=64, seed=0, log=lambda _: None)
     assert report(score(model, tensors, data["test"]), data["test"])["auc"] > 0.9
+
+
+def test_ranking_ties_are_broken_against_the_click():
+    from edge_rec_export.metrics import ranking_at_k
+
+    y = np.array([1.0] + [0.0] * 19)  # the click listed first, as the logs list it
+    flat = ranking_at_k(np.zeros(20), y, np.zeros(20), k=10)
+    assert flat == {"ndcg@10": 0.0, "recall@10": 0.0}  # a constant score earns nothing
+    tied = ranking_at_k(np.array([0.9] * 5 + [0.1] * 15), y, np.zeros(20), k=10)
+    assert tied["ndcg@10"] == pytest.approx(1 / np.log2(6))  # fifth of five tied items
