@@ -18,6 +18,9 @@ from edge_rec.scope import SCRIPTS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# Documented bounds on untrusted bundles (README): past them loading stops with a BundleError.
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_FILE_BYTES = 512 << 20
 DEFAULT_BUNDLE = "zh-news"
 _REQUIRED = ("format_version", "name", "primary_labels", "tags", "tokenizer", "models", "files")
 
@@ -60,6 +63,20 @@ class Bundle:
             raise BundleError(f"{self.path}: {MANIFEST} lists no file {name!r}; it has {sorted(self.manifest['files'])}")
         return self.path / name
 
+    def read(self, name: str) -> bytes:
+        """The bytes of a listed file, checked against the manifest's size and sha256 as they are read: what is
+        handed to onnxruntime or tokenizers is exactly what was verified (a file swapped after load_bundle() is
+        refused, not loaded)."""
+        path = self.file(name)
+        meta = self.manifest["files"][name]
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BundleError(f"{path}: cannot be read ({e.strerror or e})") from None
+        if ("bytes" in meta and len(data) != meta["bytes"]) or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise BundleError(f"{path}: changed since the manifest was written (size or sha256 differs)")
+        return data
+
     def model_file(self, role: str) -> Path:
         """The model file to load for `role`: the ORT-format copy when the bundle ships one, else the .onnx file."""
         entry = self.model(role)
@@ -94,6 +111,8 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"{mpath}: missing; every bundle needs a {MANIFEST}")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{mpath}: {mpath.stat().st_size} bytes, past the limit of {MAX_MANIFEST_BYTES}")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except OSError as e:
@@ -129,12 +148,17 @@ def _check_files(path: Path, manifest: dict, verify: bool) -> None:
         raise BundleError(f"{path / MANIFEST}: 'files' must map file names to their sha256 and size")
     if not isinstance(manifest["models"], dict) or not manifest["models"]:
         raise BundleError(f"{path / MANIFEST}: 'models' must map model roles to their file and signature")
+    root = path.resolve()
     for name, meta in files.items():
         f = path / name
-        if Path(name).name != name:
+        if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
             raise BundleError(f"{path / MANIFEST}: file name {name!r} must be a plain name inside the bundle")
         if not f.is_file():
             raise BundleError(f"{f}: missing (listed in {MANIFEST})")
+        if f.resolve().parent != root:
+            raise BundleError(f"{f}: a link to a file outside the bundle ({f.resolve()}); bundles are self-contained")
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"{f}: {f.stat().st_size} bytes, past the limit of {MAX_FILE_BYTES}")
         if not isinstance(meta, dict) or "sha256" not in meta:
             raise BundleError(f"{path / MANIFEST}: entry for {name!r} has no sha256")
         size = f.stat().st_size

@@ -12,10 +12,11 @@ from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.cache import LRUCache
 from edge_rec.checks import positive_int, probability
 from edge_rec.scope import Scope
-from edge_rec.sessions import check_io, make_session, resolve_threads
+from edge_rec.sessions import bundle_session, check_io, resolve_threads
 
 INPUTS = {"input_ids", "attention_mask"}
 _MISSING = object()
+MAX_VOCAB = 500_000  # tokenizer pieces a bundle may carry (XLM-R's full vocabulary is 250,002)
 OUTPUTS = ("primary_probs", "tag_probs", "index", "vector")
 
 
@@ -83,8 +84,7 @@ class ContentClassifier:
         # Characters past this can never reach the model (max_length tokens); cut them before tokenizing.
         self.max_chars = tok.get("max_chars", 64 * self.max_length)
         self.tokenizer = self._load_tokenizer(tok)
-        model_path = self.bundle.model_file("classifier")
-        self.session = make_session(model_path, self.threads)
+        self.session, model_path = bundle_session(self.bundle, "classifier", self.threads)
         check_io(self.session, model_path, INPUTS, set(OUTPUTS))
         self._check_output_widths(model_path)
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
@@ -98,9 +98,13 @@ class ContentClassifier:
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
         path = self.bundle.file(tok["file"])
         try:
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = Tokenizer.from_str(self.bundle.read(tok["file"]).decode("utf-8"))
+        except BundleError:
+            raise
         except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
-            raise BundleError(f"{path}: not a valid tokenizers file ({e})") from None
+            raise BundleError(f"{path}: not a valid tokenizers file ({' '.join(str(e).split())[:200]})") from None
+        if tokenizer.get_vocab_size() > MAX_VOCAB:
+            raise BundleError(f"{path}: {tokenizer.get_vocab_size()} pieces, past the limit of {MAX_VOCAB}")
         if tokenizer.get_vocab_size() <= tok["pad_id"]:
             raise BundleError(f"{path}: pad_id {tok['pad_id']} is outside the vocabulary "
                               f"({tokenizer.get_vocab_size()} pieces)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_rec.bundle import Bundle, BundleError
-from edge_rec.sessions import make_session
+from edge_rec.sessions import bundle_session
 
 HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector"}
 CANDIDATE = {"cand_labels": "labels", "cand_index": "index", "cand_vector": "vector"}
@@ -15,8 +15,7 @@ class ModelScorer:
     """Feeds are built from the session's own input names; the history length H is read from its input shape."""
 
     def __init__(self, bundle: Bundle, role: str, threads: int):
-        self.path = bundle.model_file(role)
-        self.session = make_session(self.path, threads)
+        self.session, self.path = bundle_session(bundle, role, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         known = {*HISTORY, *CANDIDATE, "hist_mask"}
         if not REQUIRED <= set(inputs) <= known:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from edge_rec.bundle import BundleError
+from edge_rec.bundle import Bundle, BundleError
 from edge_rec.checks import positive_int
 
 # One thread stands in for a phone-class core, two for a tablet, all cores for a PC (DESIGN.md).
@@ -21,9 +21,17 @@ def resolve_threads(profile: str = "phone", threads: int | None = None) -> int:
     return PROFILES[profile]
 
 
+def bundle_session(bundle: Bundle, role: str, threads: int) -> tuple[ort.InferenceSession, Path]:
+    """A session over the verified bytes of a bundle's model for `role` (read once, hashed, handed over): a model
+    with external data cannot resolve it from bytes, so weights outside the signed files never load."""
+    path = bundle.model_file(role)
+    return make_session(path, threads, data=bundle.read(path.name)), path
+
+
 def make_session(path: Path, threads: int = 1, providers: list[str] | None = None,
-                 optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                 ) -> ort.InferenceSession:
+                 optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                 data: bytes | None = None) -> ort.InferenceSession:
+    """A CPU session for the model at `path`, or for its bytes `data` (then `path` only names it in errors)."""
     providers = providers or ["CPUExecutionProvider"]
     available = ort.get_available_providers()
     unknown = [p for p in providers if p not in available]
@@ -37,10 +45,14 @@ def make_session(path: Path, threads: int = 1, providers: list[str] | None = Non
     opts.log_severity_level = 3
     # Spinning worker threads burn a core between calls: wrong for a phone or an app that does other work.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if data is not None and Path(path).suffix == ".ort":
+        opts.add_session_config_entry("session.load_model_format", "ORT")
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(str(path) if data is None else data, opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
-        raise BundleError(f"{path}: onnxruntime cannot load this model ({type(e).__name__}: {e})") from None
+        hint = "; external data is not allowed in a bundle" if data is not None and "external" in str(e).lower() else ""
+        raise BundleError(f"{path}: onnxruntime cannot load this model ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:300]}){hint}") from None
 
 
 def check_io(session: ort.InferenceSession, path: Path, inputs: set[str], outputs: set[str]) -> None:

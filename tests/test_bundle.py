@@ -134,3 +134,46 @@ def test_ort_file_preferred_when_both_present(tiny_bundle, tmp_path):
     f.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="classifier.ort.*sha256"):
         load_bundle(both)
+
+
+def test_a_file_swapped_after_loading_is_refused(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    f = tiny_bundle / "classifier.onnx"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))  # after the check, before the session reads it
+    with pytest.raises(BundleError, match="classifier.onnx: changed since the manifest was written"):
+        ContentClassifier(bundle)
+
+
+def test_external_weights_never_load(tiny_export, tmp_path):
+    """Weights moved into an external-data file are outside the signed bytes: the model must not load."""
+    import onnx
+
+    from conftest import make_bundle
+    model = onnx.load(str(tiny_export[1]))
+    moved = tmp_path / "external.onnx"
+    onnx.save_model(model, str(moved), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    out = make_bundle(tmp_path / "b", moved)
+    shutil.copyfile(tmp_path / "weights.bin", out / "weights.bin")  # beside the model, but not in the manifest
+    with pytest.raises(BundleError, match="classifier.onnx: onnxruntime cannot load"):
+        ContentClassifier(out)
+
+
+def test_links_out_of_the_bundle_and_oversized_manifests_are_refused(tiny_bundle, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    shutil.move(tiny_bundle / "tokenizer.json", outside)
+    (tiny_bundle / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="outside the bundle"):
+        load_bundle(tiny_bundle)
+    link = tmp_path / "linked-bundle"
+    (tiny_bundle / "tokenizer.json").unlink()
+    shutil.move(outside, tiny_bundle / "tokenizer.json")
+    link.symlink_to(tiny_bundle, target_is_directory=True)
+    assert load_bundle(link).name == "tiny"  # a linked bundle directory is fine
+    from edge_rec.bundle import MAX_MANIFEST_BYTES
+    manifest = tiny_bundle / "manifest.json"
+    manifest.write_text(manifest.read_text() + " " * MAX_MANIFEST_BYTES, encoding="utf-8")
+    with pytest.raises(BundleError, match="past the limit"):
+        load_bundle(tiny_bundle)
