@@ -27,6 +27,7 @@ from edge_rec_export.interactions import ClickLog, Impression, read_log_file, re
 from edge_rec_export.onnx_export import check_parity, export_onnx
 from edge_rec_export.package_classifier import p50_ms
 from edge_rec_export.quantize import quantize_int8
+from edge_rec_export.ranking_baselines import baselines
 from edge_rec_export.train_ranking import ItemTensors, load, report, score
 
 PARITY_ATOL = 1e-4
@@ -90,7 +91,7 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     ranker = ranker_int8 if use_int8 else ranker_fp32
     figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
                     "ranker_latency_1_thread_p50_ms": speed,
-                    "recommendation_degree": tune_lam(ranker, tensors, log)})
+                    "recommendation_degree": tune_lam(ranker, tensors, log), "baselines": baselines(log)})
     return {"recall": recall, "ranker": ranker}, figures
 
 
