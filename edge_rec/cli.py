@@ -144,6 +144,14 @@ def _demo(a) -> int:
     for r in rec.recommend(user, items, k=5):
         print(f"  R {r.score:.3f}  ctr {r.ctr:.3f}  index {r.index:.2f}  {r.primary:>13}  via {'+'.join(r.paths):18} "
               f"{text[r.id]}")
+    tags = [label for label in ("game", "car", b.primary_labels[0]) if label in b.primary_labels][:1]
+    print(f"\nthe same user with the account interest tag {tags}: top 5, each with the interest that placed it")
+    for r in rec.recommend({**user, "interest_tags": tags}, items, k=5):
+        print(f"  R {r.score:.3f}  {r.primary:>13}  for {r.interest:8} {text[r.id]}")
+    english = "Stocks rally as tech earnings beat forecasts"
+    r = clf.classify(english)[0]
+    print(f"\nout of scope: {english!r} -> in_scope={r.in_scope} (script share {r.scope_score:.2f}; "
+          f"its label {r.primary!r} is not to be trusted)")
     return 0
 
 
