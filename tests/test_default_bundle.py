@@ -93,3 +93,11 @@ def test_stated_interests_change_the_results(bundle):
         assert {a, b} <= got or (b == "finance" and {a, "stock"} <= got), (a, b, got)
     with pytest.raises(ValueError, match="closest: .*'game'"):
         rec.recommend({"interest_tags": ["gmae"]}, pool)
+
+
+def test_demo_runs_on_the_shipped_bundle(capsys):
+    from edge_rec.cli import main
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "top 5 of 60" in out and "for account" in out and "for history" in out and "in_scope=False" in out
