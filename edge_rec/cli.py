@@ -10,7 +10,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from edge_rec import __version__
+from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
 from edge_rec.classifier import ContentClassifier
 from edge_rec.recommender import EdgeRecommender
@@ -216,7 +216,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="how many to return (default: the bundle's)")
     _add_bundle_args(p)
     p.set_defaults(func=_recommend)
+    p = sub.add_parser("bench", help="measure latency on this device",
+                       description="Measure classify (batch 1 and 32) and recommend (100 / 1,000 / 10,000 candidates) "
+                                   "latency, cold start and peak RSS on this device, with p50/p90/p99.")
+    p.add_argument("--bundle", default=None, help=f"bundle directory (default: {default_bundle_path()})")
+    p.add_argument("--compare", default=None, help="a second bundle, run interleaved with the first; ratios reported")
+    p.add_argument("--threads", type=_positive_int, nargs="+", default=None,
+                   help="thread counts to measure (default: 1, 2 and all cores)")
+    p.add_argument("--seconds", type=_positive_float, default=1.0, help="time budget per figure (default 1.0)")
+    p.add_argument("--json", default=None, help="also write the results, with the machine's details, to this file")
+    p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-interpreter cold-start runs")
+    p.set_defaults(func=lambda a: bench.main(a))
     return ap
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def main(argv=None) -> int:
