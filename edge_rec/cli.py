@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from collections import deque
-from pathlib import Path
 
 from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle

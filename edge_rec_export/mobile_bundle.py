@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import shutil
+import tempfile
 from pathlib import Path
 
 from edge_rec.bundle import load_bundle
@@ -20,10 +21,28 @@ from edge_rec_export.ort_format import to_ort_format
 
 
 def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_platform: str = "arm") -> Path:
-    bundle = load_bundle(src)
-    manifest = copy.deepcopy(bundle.manifest)
+    """Written into a temporary folder beside `out`, then swapped in whole: an interrupted run never leaves a
+    half-written bundle where a good one was."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_mobile_bundle(load_bundle(src), tmp, keep_onnx, target_platform)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(old / out.name)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _write_mobile_bundle(bundle, out: Path, keep_onnx: bool, target_platform: str) -> Path:
+    manifest = copy.deepcopy(bundle.manifest)
     names = [n for n in manifest["files"] if not n.endswith((".onnx", ".ort", ".config"))]
     for name in names:
         shutil.copyfile(bundle.file(name), out / name)

@@ -23,15 +23,8 @@ from edge_rec_export.classifier import ContentClassifierModel, load_checkpoint
 from edge_rec_export.classifier_bundle import export_classifier, write_classifier_bundle
 from edge_rec_export import tfidf_baseline
 from edge_rec_export.news_data import assign_splits, read_labelled
-from edge_rec_export.train_classifier import (evaluate, held_out, load_prep, load_without_embeddings, predict,
-                                              probabilities, report)
-
-
-def tune_tag_threshold(model: ContentClassifierModel, val) -> float:
-    """The tag threshold with the best micro-F1 on validation, over a grid spanning (0, 1) so that the optimum is
-    inside it (a grid that stops at 0.5 left the shipped v2 bundle at its edge)."""
-    probs = predict(lambda idx, ids, mask: probabilities(model(ids, mask)), val)
-    return best_threshold(lambda t: report(probs, val, t)["tag_micro_f1"])
+from edge_rec_export.train_classifier import (held_out, load_prep, load_without_embeddings, predict, probabilities,
+                                              report)
 
 
 TAG_GRID = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
@@ -51,10 +44,6 @@ def onnx_predict(path: Path, split, threads: int = 2, batch: int = 64) -> tuple:
     sess = make_session(path, threads)
     run = lambda idx, ids, mask: sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[:3]  # noqa: E731
     return predict(run, split, batch)
-
-
-def onnx_report(path: Path, split, tag_threshold: float) -> dict:
-    return report(onnx_predict(path, split), split, tag_threshold)
 
 
 def index_calibration(probs: tuple, labels: list[str], points: int = 21, min_titles: int = 30) -> dict:
@@ -110,6 +99,19 @@ def reference_figures(data_dir: Path, meta: dict) -> dict:
                                     len(meta["labels"]))}
 
 
+def held_out_reports(probs: dict, data: dict, threshold: float) -> dict:
+    """classifier_report per held-out split from one model's predictions on val, test and public (`probs`): the
+    Toutiao and TNEWS parts of test are row selections, not second passes."""
+    out = {}
+    for name, part in held_out(data).items():
+        base = "public" if name == "tnews_test_public" else "val" if name == "val" else "test"
+        rows = np.ones(len(data[base]), bool)
+        if name in ("test_toutiao", "test_tnews"):
+            rows = data["test"].arrays["tnews"] == (name == "test_tnews")
+        out[name] = report(tuple(p[rows] for p in probs[base]), part, threshold)
+    return out
+
+
 def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_dir: Path) -> dict:
     data, meta = load_prep(prep)
     test = data["test"]
@@ -122,25 +124,27 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_
         if enc.ids != test.ids[row, :int(test.len[row])].tolist():
             raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
 
-    threshold = tune_tag_threshold(student, data["val"])
-    metrics = {"split": {"salt": meta["split_salt"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold,
-               "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), test, tag_threshold=threshold),
-               "student_fp32_torch": evaluate(lambda idx, ids, mask: student(ids, mask), test, tag_threshold=threshold)}
+    splits = ("val", "test", "public")
+    torch_probs = {name: {s: predict(lambda idx, ids, mask, m=m: probabilities(m(ids, mask)), data[s]) for s in splits}
+                   for name, m in (("teacher_fp32_torch", teacher), ("student_fp32_torch", student))}
+    threshold = best_threshold(lambda t: report(torch_probs["student_fp32_torch"]["val"], data["val"], t)["tag_micro_f1"])
+    metrics = {"split": {"salt": meta["split_salt"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold}
     with tempfile.TemporaryDirectory() as tmp:
         sample = test.feeds(slice(0, 16))
         fp32, int8, diff = export_classifier(student, Path(tmp), sample)
         metrics["parity_fp32_onnx_vs_torch_max_abs"] = diff
-        metrics["student_fp32_onnx"] = onnx_report(fp32, test, threshold)
-        metrics["student_int8_onnx"] = onnx_report(int8, test, threshold)
-        calibration = index_calibration(onnx_predict(int8, data["val"]), meta["labels"])
-        # Every held-out split (Toutiao and TNEWS parts of test, FewCLUE test_public) beside the TF-IDF yardstick.
+        probs = {**torch_probs, "student_fp32_onnx": {s: onnx_predict(fp32, data[s]) for s in splits},
+                 "student_int8_onnx": {s: onnx_predict(int8, data[s]) for s in splits}}
+        # Every held-out split (val, test and its Toutiao / TNEWS parts, FewCLUE test_public) beside the TF-IDF
+        # yardstick trained on the same training split.
         reference = reference_figures(data_dir, meta)
+        held = {name: held_out_reports(p, data, threshold) for name, p in probs.items()}
+        metrics.update({name: h["test"] for name, h in held.items()})
         metrics["tfidf_reference"] = reference["test"]
-        metrics["held_out"] = {
-            name: {"tfidf_reference": reference[name],
-                   "teacher_fp32_torch": evaluate(lambda idx, ids, mask: teacher(ids, mask), part, threshold),
-                   "student_int8_onnx": onnx_report(int8, part, threshold)}
-            for name, part in held_out(data).items()}
+        metrics["held_out"] = {split_name: {"tfidf_reference": reference[split_name],
+                                            **{name: h[split_name] for name, h in held.items()}}
+                               for split_name in held["student_int8_onnx"]}
+        calibration = index_calibration(probs["student_int8_onnx"]["val"], meta["labels"])
         metrics["int8_retention_of_teacher_accuracy"] = round(
             metrics["student_int8_onnx"]["accuracy"] / metrics["teacher_fp32_torch"]["accuracy"], 4)
         metrics["latency"] = latency(teacher, int8, test)
@@ -148,6 +152,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_
                                        f"{ckpt['top']} layers + MMoE fine-tuned",
                             "student_layers": student.cfg.encoder.layers,
                             "student_init_from_teacher_layers": info["metrics"]["teacher_layers"],
+                            "wide_part": student.cfg.wide.to_dict(),
                             "vocab": f"{meta['vocab_size']} of {meta['full_vocab_size']} pieces",
                             "precision": "int8 (onnxruntime dynamic, per-channel weights)"}
         if out.exists():
