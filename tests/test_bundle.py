@@ -123,7 +123,7 @@ def test_mobile_bundle_ort_format(tiny_bundle, tmp_path):
     # Re-exported over itself: swapped in whole, no temporary folder left behind, the same answers. (The bytes of
     # the .ort files differ run to run: onnxruntime's converter writes some tables in hash order.)
     make_mobile_bundle(tiny_bundle, tmp_path / "mobile")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mobile"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     again = ContentClassifier(mobile).classify(TITLES)
     assert [r.primary_prob for r in again] == [r.primary_prob for r in m]
 
