@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_rec import ContentClassifier
-from edge_rec.cli import DEMO_TITLES
+from edge_rec.bench import demo_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "work"
@@ -42,7 +42,7 @@ def titles() -> list[str]:
         from edge_rec_export.news_data import bundle_splits
         test = bundle_splits(DATA, load_bundle().metrics)[2]
         return [e.title for e in test[:256]]
-    return DEMO_TITLES * 32
+    return demo_texts() * 5
 
 
 @pytest.fixture(scope="session")

@@ -16,18 +16,7 @@ from edge_rec.recommender import EdgeRecommender
 from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
 
-EXAMPLES = shipped("examples")  # user.json + items.jsonl
-# Real titles from the held-out test split of the Toutiao/TNEWS corpora (never seen in training).
-DEMO_TITLES = [
-    "山东推出《山东省乡村振兴战略规划2018-2022年》打造齐鲁样板",
-    "第五人格：漂亮新娘监管者即将到来，光这造型就值得氪金",
-    "18款帝豪GL是买1.8L的还是1.4T的？",
-    "上港1:3不敌鹿岛鹿角，是运气不好，还是心态不好？",
-    "EA公布2018财年财报：营收51.5亿美元，同比增6.2%",
-    "关注｜考生注意！倒计时一个月 今年高考有这些新变化！",
-    "歼20换装太行WS15发动机后，会取消机尾腹鳍吗？",
-    "《西游记》照妖镜照住牛魔王，为何照不住孙悟空？",
-]
+EXAMPLES = shipped("examples")  # titles.txt, items.jsonl, user.json: held-out titles (edge_rec_export.demo_data)
 
 
 def _add_bundle_args(p: argparse.ArgumentParser) -> None:
@@ -132,7 +121,8 @@ def _demo(a) -> int:
     clf, b = rec.classifier, rec.bundle
     acc = b.metrics.get("student_int8_onnx", {}).get("accuracy")
     print(f"bundle {b.name} ({b.path}); held-out accuracy of this classifier: {acc}\n")
-    for text, r in zip(DEMO_TITLES, clf.classify(DEMO_TITLES)):
+    titles = (EXAMPLES / "titles.txt").read_text(encoding="utf-8").splitlines()
+    for text, r in zip(titles, clf.classify(titles)):
         tags = ", ".join(f"{t} {p:.2f}" for t, p in r.tags) or "-"
         print(f"{r.primary:>13} {r.primary_prob:.2f}  index {r.index:.2f}  tags [{tags}]  {text}")
     user, items = _read_json(EXAMPLES / "user.json", "the user"), _read_jsonl(EXAMPLES / "items.jsonl")

@@ -100,4 +100,4 @@ def test_demo_runs_on_the_shipped_bundle(capsys):
 
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "top 5 of 60" in out and "for account" in out and "for history" in out and "in_scope=False" in out
+    assert "top 5 of 58" in out and "for account" in out and "for history" in out and "in_scope=False" in out

@@ -38,7 +38,8 @@ def test_wheel_contents(wheel):
     assert tops == {"edge_rec", "edge_rec_export"}, tops  # nothing under a generic name such as `export`
     for f in ("manifest.json", "classifier.onnx", "tokenizer.json", "recall.onnx", "ranker.onnx"):
         assert f"edge_rec/assets/zh-news/{f}" in names
-    assert {"edge_rec/examples/items.jsonl", "edge_rec/examples/user.json", "edge_rec/py.typed"} <= set(names)
+    assert {"edge_rec/examples/items.jsonl", "edge_rec/examples/user.json", "edge_rec/examples/titles.txt",
+            "edge_rec/py.typed"} <= set(names)
 
 
 def test_installed_wheel_runs_demo_and_api_from_elsewhere(wheel, tmp_path):
@@ -51,7 +52,7 @@ def test_installed_wheel_runs_demo_and_api_from_elsewhere(wheel, tmp_path):
     demo = subprocess.run([str(env_dir / "bin" / "edge-rec"), "demo"], cwd=elsewhere, capture_output=True,
                           text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
-    assert "top 5 of 60" in demo.stdout and str(ROOT) not in demo.stdout  # the installed copy, not the checkout
+    assert "top 5 of 58" in demo.stdout and str(ROOT) not in demo.stdout  # the installed copy, not the checkout
     api = subprocess.run([str(py), "-c", API_EXAMPLE], cwd=elsewhere, capture_output=True, text=True, timeout=300)
     assert api.returncode == 0, api.stderr
     assert "site-packages" in api.stdout
