@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,9 +36,10 @@ class Timing:
     p90_ms: float
     p99_ms: float
     per_s: float  # calls (or items, see `items`) per second at p50
+    samples_ms: list = field(default_factory=list, repr=False)  # every timed call, for --plot
 
     def as_dict(self) -> dict:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items() if k != "samples_ms"}
 
 
 def time_calls(fns: list, seconds: float, items: int = 1) -> list[Timing]:
@@ -58,7 +59,7 @@ def time_calls(fns: list, seconds: float, items: int = 1) -> list[Timing]:
         ms = np.array(out) / 1e6
         p50 = float(np.percentile(ms, 50))
         timings.append(Timing(len(ms), p50, float(np.percentile(ms, 90)), float(np.percentile(ms, 99)),
-                              items * 1000.0 / p50))
+                              items * 1000.0 / p50, ms.tolist()))
     return timings
 
 
@@ -139,7 +140,7 @@ def run(bundles: list[Bundle], threads: list[int], seconds: float, pools: tuple[
                     [lambda r=r, u=u, p=p: r.recommend(u, p) for r, u, p in zip(recs, users, pools_)], seconds), 1)
         for name, (timings, items) in rows.items():
             entry = {"figure": name, "threads": t, "items_per_call": items,
-                     "results": [x.as_dict() for x in timings]}
+                     "results": [x.as_dict() for x in timings], "samples_ms": [x.samples_ms for x in timings]}
             if len(timings) == 2:
                 entry["ratio_p50_second_over_first"] = round(timings[1].p50_ms / timings[0].p50_ms, 3)
             result["figures"].append(entry)
@@ -171,13 +172,44 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, path: str) -> None:
+    """One panel per figure: the latency distribution of every timed call (log scale), one line per bundle."""
+    _require_matplotlib()
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figures = result["figures"]
+    fig, axes = plt.subplots(len(figures), 1, figsize=(8, 1.8 * len(figures)), squeeze=False)
+    for ax, entry in zip(axes[:, 0], figures):
+        for bundle, samples in zip(result["bundles"], entry["samples_ms"]):
+            ax.hist(samples, bins=40, histtype="step", label=bundle["name"])
+        ax.set_xscale("log")
+        ax.set_title(f"{entry['figure']}, {entry['threads']} thread(s)", fontsize=9)
+        ax.set_xlabel("ms per call", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(a) -> int:
     """The CLI's `bench` command (arguments checked by edge_rec.cli)."""
+    if a.plot:  # fail before measuring, not after
+        _require_matplotlib()
     bundles = [load_bundle(a.bundle)] + ([load_bundle(a.compare)] if a.compare else [])
     threads = a.threads or sorted({1, 2, os.cpu_count() or 1})
     result = run(bundles, threads, a.seconds, cold=not a.no_cold_start)
     print(table(result))
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+            json.dump({**result, "figures": [{k: v for k, v in e.items() if k != "samples_ms"}
+                                             for e in result["figures"]]}, f, indent=1)
+    if a.plot:
+        plot(result, a.plot)
     return 0
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'edge-rec[bench]'") from None

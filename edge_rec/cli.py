@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive_float, default=1.0, help="time budget per figure (default 1.0)")
     p.add_argument("--json", default=None, help="also write the results, with the machine's details, to this file")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-interpreter cold-start runs")
+    p.add_argument("--plot", default=None, help="draw the latency distributions to this PNG (needs matplotlib)")
     p.set_defaults(func=lambda a: bench.main(a))
     return ap
 

@@ -34,3 +34,15 @@ def test_bench_bad_arguments(args, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["bench", *args])
     assert e.value.code == 2 and "expected" in capsys.readouterr().err
+
+
+def test_bench_plot(tiny_bundle, tmp_path, capsys):
+    png = tmp_path / "latency.png"
+    args = ["bench", "--bundle", str(tiny_bundle), "--threads", "1", "--seconds", "0.02", "--no-cold-start",
+            "--plot", str(png)]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # without the optional extra: a one-line error before anything is measured
+        assert cli(args) == 2 and "needs matplotlib" in capsys.readouterr().err
+        return
+    assert cli(args) == 0 and png.read_bytes()[:4] == b"\x89PNG"
