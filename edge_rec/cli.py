@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with '-': write {line, error} for a bad or blank line and go on (default: stop, exit 2)")
     p.set_defaults(func=_classify)
     p = sub.add_parser("demo", help="classify real news titles and recommend some to an example user",
-                       description="Classify a handful of real held-out news titles, then recommend 5 of 60 "
+                       description="Classify a handful of real held-out news titles, then recommend 5 of 58 "
                                    "(examples/items.jsonl) to the user in examples/user.json.")
     _add_bundle_args(p)
     p.set_defaults(func=_demo)

@@ -135,9 +135,15 @@ class EdgeRecommender:
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
                      ("semantic", set(by_sem.tolist())))
         out = []
-        # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one).
+        # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one). The account
+        # interest orders the items carrying one of its tags first: the ranker alone, with a one-item profile, does
+        # not always prefer them (measured: 0 of 10 for "entertainment" on 300 held-out titles).
         last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
-        for j, which in interleave([np.lexsort((-d, last)) for d in degrees], knobs["k"]):
+        wanted = set(account)
+        carries = np.array([bool(wanted.intersection((pool[i].primary, *(t for t, _ in pool[i].tags)))) for i in kept])
+        orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last))
+                  for (name, _), d in zip(sources, degrees)]
+        for j, which in interleave(orders, knobs["k"]):
             degree, ctr = degrees[which], ctrs[which]
             i = int(kept[j])
             c = pool[i]
