@@ -5,14 +5,13 @@ without them those rows are skipped with the reason, and the shipped INT8 bundle
 """
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_rec import ContentClassifier
-from edge_rec.bench import demo_texts
+from edge_rec.bench import demo_texts, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "work"
@@ -20,18 +19,9 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "sse4", "fma", "amx", "f16c"))
-                         or "vnni" in f]
-                break
-    except OSError:
-        pass
-    return {"cpu": model or platform.machine(), "flags": " ".join(sorted(set(flags)))}
+    """The CPU model and the flags that decide int8 speed, as `edge-rec bench` reports them."""
+    m = machine()
+    return {"cpu": m["cpu"], "flags": " ".join(f for f, on in m["flags"].items() if on)}
 
 
 @pytest.fixture(scope="session")
