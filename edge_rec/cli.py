@@ -175,8 +175,15 @@ def _recommend(a) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr, like every other error (`--help` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edge-rec", description="On-device content classification and recommendation.")
+    ap = _Parser(prog="edge-rec", description="On-device content classification and recommendation.")
     ap.add_argument("--version", action="version", version=f"edge-rec {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="show a bundle's manifest summary", description="Show a bundle's manifest summary.")

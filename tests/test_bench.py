@@ -33,7 +33,8 @@ def test_bench_cold_start_in_a_fresh_interpreter(tiny_bundle, capsys):
 def test_bench_bad_arguments(args, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["bench", *args])
-    assert e.value.code == 2 and "expected" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "expected" in err and len(err.strip().splitlines()) == 1  # one line, no usage dump
 
 
 def test_bench_plot(tiny_bundle, tmp_path, capsys):
