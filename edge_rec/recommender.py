@@ -160,7 +160,8 @@ class EdgeRecommender:
         batch the classifier saw."""
         todo = [i for i, it in enumerate(items) if it.classification is None]
         try:
-            done = self.classifier.classify([items[i].text for i in todo], ids=[items[i].id for i in todo])
+            # Streamed a chunk at a time, so a large pool never has all its tokens in memory at once.
+            done = list(self.classifier.classify_stream([items[i].text for i in todo], ids=[items[i].id for i in todo]))
         except (ValueError, TypeError) as e:
             for i in todo:
                 try:
