@@ -127,17 +127,18 @@ def run(bundles: list[Bundle], threads: list[int], seconds: float, pools: tuple[
                            "sha256": {n: f["sha256"][:16] for n, f in b.manifest["files"].items()}} for b in bundles],
               "figures": []}
     for t in threads:
-        clfs = [ContentClassifier(b, threads=t, cache_size=0) for b in bundles]
+        # One classifier per bundle: the recommender's own where the bundle can recommend (no second session).
+        recs = [EdgeRecommender(b, threads=t, cache_size=0) if "ranking" in b.manifest else None for b in bundles]
+        clfs = [r.classifier if r else ContentClassifier(b, threads=t, cache_size=0) for r, b in zip(recs, bundles)]
         rows = {"classify batch 1": (time_calls([lambda c=c: c.classify(texts[0]) for c in clfs], seconds), 1),
                 "classify batch 32": (time_calls([lambda c=c: c.classify(batch) for c in clfs], seconds, 32), 32)}
-        recs = [EdgeRecommender(b, threads=t) for b in bundles if "ranking" in b.manifest]
-        if len(recs) == len(bundles):
+        if all(recs):
             classified = [c.classify(texts) for c in clfs]
             for n in pools:
-                pools_ = [[Item(f"i{i}", classification=cs[i % len(cs)]) for i in range(n)] for cs in classified]
-                users = [{"history": p[:50]} for p in pools_]
+                candidates = [[Item(f"i{i}", classification=cs[i % len(cs)]) for i in range(n)] for cs in classified]
+                users = [{"history": p[:50]} for p in candidates]  # built outside the timed calls
                 rows[f"recommend over {n:,}"] = (time_calls(
-                    [lambda r=r, u=u, p=p: r.recommend(u, p) for r, u, p in zip(recs, users, pools_)], seconds), 1)
+                    [lambda r=r, u=u, p=p: r.recommend(u, p) for r, u, p in zip(recs, users, candidates)], seconds), 1)
         for name, (timings, items) in rows.items():
             entry = {"figure": name, "threads": t, "items_per_call": items,
                      "results": [x.as_dict() for x in timings], "samples_ms": [x.samples_ms for x in timings]}

@@ -31,6 +31,11 @@ class Classification:
     in_scope: bool = True  # False: the text is outside the bundle's declared scope (edge_rec/scope.py)
     scope_score: float = 1.0  # the text's share in the bundle's scripts (1.0 where the bundle declares no scope)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Its primary label, then its tags: what interest tags are matched against."""
+        return (self.primary, *(t for t, _ in self.tags))
+
     def to_dict(self, with_vector: bool = False) -> dict:
         d = {"primary": self.primary, "primary_prob": round(self.primary_prob, 6),
              "tags": [{"tag": t, "prob": round(p, 6)} for t, p in self.tags], "index": round(self.index, 6),
@@ -92,7 +97,8 @@ class ContentClassifier:
         self.scope = Scope.from_manifest(self.bundle.manifest.get("scope"))
         # c as a percentile within its primary category, where the bundle calibrated it (see index_calibration).
         quantiles = self.bundle.manifest.get("index_calibration", {}).get("quantiles", {})
-        self._index_quantiles = {label: np.asarray(q, dtype=np.float64) for label, q in quantiles.items()}
+        self._index_quantiles = {label: (np.asarray(q, dtype=np.float64), np.linspace(0.0, 1.0, len(q)))
+                                 for label, q in quantiles.items()}
         self.cache: LRUCache[tuple[str, Classification]] = LRUCache(cache_size)  # key -> (text, result)
 
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
@@ -236,8 +242,8 @@ class ContentClassifier:
             hits = hits[np.argsort(-tags[b, hits], kind="stable")]
             prob = float(primary[b, best[b]])
             label = str(self._labels[best[b]])
-            q = self._index_quantiles.get(label)
-            c = float(index[b]) if q is None else float(np.interp(index[b], q, np.linspace(0.0, 1.0, len(q))))
+            q = self._index_quantiles.get(label)  # (quantiles, their levels)
+            c = float(index[b]) if q is None else float(np.interp(index[b], *q))
             in_scope, share = (True, 1.0) if self.scope is None or texts is None else self.scope.judge(texts[b], prob)
             results.append(Classification(
                 primary=label, primary_prob=prob,

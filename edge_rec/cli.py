@@ -150,7 +150,7 @@ def _read_json(path, what: str):
             return json.loads(f.read().decode("utf-8-sig"))
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: {what} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+    except (RecursionError, ValueError) as e:  # JSONDecodeError and an integer past the digit limit are ValueErrors
         raise ValueError(f"{path}: {what} is not valid JSON ({str(e)[:120] or 'nested too deeply'})") from None
 
 
@@ -161,7 +161,7 @@ def _read_jsonl(path) -> list:
             if line.strip():
                 try:
                     items.append(json.loads(line))
-                except (json.JSONDecodeError, RecursionError, ValueError) as e:
+                except (RecursionError, ValueError) as e:
                     raise ValueError(f"{path}:{n}: not a JSON object ({str(e)[:120] or 'nested too deeply'})") from None
     return items
 

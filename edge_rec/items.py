@@ -66,7 +66,7 @@ def as_user(x) -> User:
 
 def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple[str, ...]:
     """Seed 000 S1 without account tags: the labels (primary + tags) most frequent in the history."""
-    counts = Counter(label for c in history for label in (c.primary, *(t for t, _ in c.tags)))
+    counts = Counter(label for c in history for label in c.labels)
     return tuple(label for label, _ in counts.most_common(limit))
 
 
@@ -74,7 +74,7 @@ def tag_item(tag: str, pool: Sequence[Classification], primary_labels: Sequence[
     """An account interest tag as a profile item the models can read: the label itself (a primary label, or a
     secondary tag under the primary most common among the pool's items carrying it), with the mean index and the
     normalised mean vector of those items (zeros when none carries it)."""
-    carriers = [c for c in pool if c.primary == tag or any(t == tag for t, _ in c.tags)]
+    carriers = [c for c in pool if tag in c.labels]
     dim = len(pool[0].vector) if pool else 0
     vector = np.sum([c.vector for c in carriers], axis=0) if carriers else np.zeros(dim, dtype=np.float32)
     norm = float(np.linalg.norm(vector))

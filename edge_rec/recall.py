@@ -12,11 +12,16 @@ def tag_match(items: Sequence[Classification], interest_tags: Sequence[str], g: 
     """m = w1 * (1/M) * sum_j x_j + w2 * c, with w1 = g/(1+g), w2 = 1/(1+g); x_j = 1 if the item's labels (primary
     and tags) contain the user's j-th interest tag, M = number of interest tags (the hit term is 0 when M = 0)."""
     w1, w2 = g / (1.0 + g), 1.0 / (1.0 + g)
-    wanted = set(interest_tags)
     m = len(interest_tags)
-    hits = np.array([len(wanted.intersection((c.primary, *(t for t, _ in c.tags)))) for c in items], dtype=np.float64)
+    hits = label_hits(items, interest_tags).astype(np.float64)
     index = np.array([c.index for c in items], dtype=np.float64)
     return (w1 * (hits / m if m else 0.0) + w2 * index).astype(np.float32)
+
+
+def label_hits(items: Sequence[Classification], tags: Sequence[str]) -> np.ndarray:
+    """(N,) how many of `tags` each item's labels (primary and tags) contain."""
+    wanted = set(tags)
+    return np.array([len(wanted.intersection(c.labels)) for c in items], dtype=np.int64)
 
 
 def top_d(scores: np.ndarray, d: int) -> np.ndarray:

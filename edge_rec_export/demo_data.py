@@ -2,8 +2,8 @@
 
     python -m edge_rec_export.demo_data --data ../shared/data --out examples
 
-Writes titles.txt (8 titles of 8 categories, for `edge-rec demo` to classify), items.jsonl (60 candidates: 4 per
-category) and user.json (a user who clicked 4 sports and 3 car titles, no account tags). Deterministic: the split
+Writes titles.txt (8 titles of 8 categories, for `edge-rec demo` to classify), items.jsonl (up to 4 candidates per
+category: 58) and user.json (a user who clicked 4 sports and 3 car titles, no account tags). Deterministic: the split
 is hash-assigned and titles are taken in file order.
 """
 from __future__ import annotations

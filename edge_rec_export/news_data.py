@@ -31,34 +31,11 @@ class Example:
 
 
 def read_corpora(data_dir: Path) -> list[Example]:
-    """The shipped v2 bundle's corpora: three files, de-duplicated by exact title (first label wins; keywords
-    merged). Kept until the bundle is rebuilt from read_labelled + assign_splits, so its held-out figures stay honest."""
+    """The v2 bundle's corpora: three files, de-duplicated by exact title (first label wins; keywords merged). Kept
+    so that bundles trained on that split (`bundle_splits`) are still measured on titles they held out."""
     data_dir = Path(data_dir)
-    rows: list[tuple[str, str, list[str]]] = []
-    for line in (data_dir / "toutiao_partial" / "toutiao_cat_data.dev.txt").read_text(encoding="utf-8").splitlines():
-        parts = line.split("_!_")
-        if len(parts) >= 4:
-            rows.append((parts[3], parts[1], _keywords(parts[4] if len(parts) > 4 else "")))
-    for line in (data_dir / "toutiao_partial" / "toutiao_titles_labelidx.txt").read_text(encoding="utf-8").splitlines():
-        title, _, idx = line.rpartition("_!_")
-        if title and idx.isdigit():
-            rows.append((title, CODES[int(idx)], []))
-    for name in ("dev.json", "test.json"):
-        for line in (data_dir / "tnews_partial" / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                d = json.loads(line)
-                if "label" in d and "sentence" in d:
-                    rows.append((d["sentence"], d["label"], _keywords(d.get("keywords", ""))))
-    seen: dict[str, Example] = {}
-    for title, code, kws in rows:
-        title = title.strip()
-        if not title or code not in CODES:
-            continue
-        if title in seen:
-            seen[title].keywords = list(dict.fromkeys(seen[title].keywords + kws))
-        else:
-            seen[title] = Example(title, CODES.index(code), kws)
-    return list(seen.values())
+    return _deduplicate([("toutiao", _toutiao_rows(data_dir, more=False)),
+                         ("tnews", _tnews_rows(data_dir, TNEWS_FILES[:2]))], key=lambda title: title)
 
 
 def _keywords(field: str) -> list[str]:
@@ -79,7 +56,7 @@ def normalise(title: str) -> str:
     return "".join(unicodedata.normalize("NFKC", title).lower().split())
 
 
-def _toutiao_rows(data_dir: Path):
+def _toutiao_rows(data_dir: Path, more: bool = True):
     for line in (data_dir / "toutiao_partial" / "toutiao_cat_data.dev.txt").read_text(encoding="utf-8").splitlines():
         parts = line.split("_!_")
         if len(parts) >= 4:
@@ -88,9 +65,9 @@ def _toutiao_rows(data_dir: Path):
         title, _, idx = line.rpartition("_!_")
         if title and idx.isdigit() and int(idx) < len(CODES):
             yield title, CODES[int(idx)], []
-    more = data_dir / "toutiao_more" / "toutiao_titles_5class.txt"
-    if more.is_file():
-        for line in more.read_text(encoding="utf-8").splitlines():
+    five = data_dir / "toutiao_more" / "toutiao_titles_5class.txt"
+    if more and five.is_file():
+        for line in five.read_text(encoding="utf-8").splitlines():
             title, _, code = line.rpartition("_!_")
             if title:
                 yield title, code, []
@@ -122,17 +99,24 @@ def read_labelled(data_dir: Path) -> list[Example]:
     `public`, so they are split off whole."""
     data_dir = Path(data_dir)
     public = {normalise(t) for t, _, _ in _tnews_rows(data_dir, [PUBLIC_TEST])}
+    return _deduplicate([("toutiao", _toutiao_rows(data_dir)),
+                         ("tnews", _tnews_rows(data_dir, TNEWS_FILES + (PUBLIC_TEST,)))], normalise, public)
+
+
+def _deduplicate(sources, key, public: set[str] = frozenset()) -> list[Example]:
+    """Examples from (source, rows of (title, code, keywords)) in order, one per key(title): the first label wins,
+    keywords are merged; rows with an empty title or an unknown code are dropped."""
     seen: dict[str, Example] = {}
-    sources = (("toutiao", _toutiao_rows(data_dir)), ("tnews", _tnews_rows(data_dir, TNEWS_FILES + (PUBLIC_TEST,))))
     for source, rows in sources:
         for title, code, kws in rows:
-            title, key = title.strip(), normalise(title)
-            if not key or code not in CODES:
+            title = title.strip()
+            k = key(title)
+            if not k or code not in CODES:
                 continue
-            if key in seen:
-                seen[key].keywords = list(dict.fromkeys(seen[key].keywords + kws))
+            if k in seen:
+                seen[k].keywords = list(dict.fromkeys(seen[k].keywords + kws))
             else:
-                seen[key] = Example(title, CODES.index(code), kws, source, key in public)
+                seen[k] = Example(title, CODES.index(code), kws, source, k in public)
     return list(seen.values())
 
 

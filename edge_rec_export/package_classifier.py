@@ -23,8 +23,8 @@ from edge_rec_export.classifier import ContentClassifierModel, load_checkpoint
 from edge_rec_export.classifier_bundle import export_classifier, write_classifier_bundle
 from edge_rec_export import tfidf_baseline
 from edge_rec_export.news_data import assign_splits, read_labelled
-from edge_rec_export.train_classifier import (held_out, load_prep, load_without_embeddings, predict, probabilities,
-                                              report)
+from edge_rec_export.train_classifier import (HELD_OUT_SPLITS, held_out_reports, load_prep, load_without_embeddings,
+                                              predict, probabilities, report)
 
 
 TAG_GRID = [0.01, 0.02, 0.03] + [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
@@ -99,19 +99,6 @@ def reference_figures(data_dir: Path, meta: dict) -> dict:
                                     len(meta["labels"]))}
 
 
-def held_out_reports(probs: dict, data: dict, threshold: float) -> dict:
-    """classifier_report per held-out split from one model's predictions on val, test and public (`probs`): the
-    Toutiao and TNEWS parts of test are row selections, not second passes."""
-    out = {}
-    for name, part in held_out(data).items():
-        base = "public" if name == "tnews_test_public" else "val" if name == "val" else "test"
-        rows = np.ones(len(data[base]), bool)
-        if name in ("test_toutiao", "test_tnews"):
-            rows = data["test"].arrays["tnews"] == (name == "test_tnews")
-        out[name] = report(tuple(p[rows] for p in probs[base]), part, threshold)
-    return out
-
-
 def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_dir: Path) -> dict:
     data, meta = load_prep(prep)
     test = data["test"]
@@ -124,7 +111,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path, data_
         if enc.ids != test.ids[row, :int(test.len[row])].tolist():
             raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
 
-    splits = ("val", "test", "public")
+    splits = [s for s in HELD_OUT_SPLITS if s in data]
     torch_probs = {name: {s: predict(lambda idx, ids, mask, m=m: probabilities(m(ids, mask)), data[s]) for s in splits}
                    for name, m in (("teacher_fp32_torch", teacher), ("student_fp32_torch", student))}
     threshold = best_threshold(lambda t: report(torch_probs["student_fp32_torch"]["val"], data["val"], t)["tag_micro_f1"])

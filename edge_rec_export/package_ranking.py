@@ -101,15 +101,19 @@ LAM_GRID = [round(x, 1) for x in np.arange(0.0, 1.01, 0.1)]
 def tune_lam(ranker: Path, tensors: ItemTensors, log: ClickLog) -> dict:
     """R = lam * p + (1 - lam) * c on held-out visits: lam with the best nDCG@10 on validation (ties: the larger
     lam), and the test figures of that lam beside lam = 1 (the ranker alone), so c's worth is measured."""
-    def figures(visits, lam):
+    def scored(visits):  # the ranker runs once per visit set; only the mix with c changes with lam
         rows = samples(visits, 1)
-        p = onnx_scores(ranker, tensors, visits)
-        return report(lam * p + (1.0 - lam) * log.items.index[rows.target], rows)
+        return rows, onnx_scores(ranker, tensors, visits), log.items.index[rows.target]
 
-    val = {lam: figures(log.val, lam)["ndcg@10"] for lam in LAM_GRID}
+    def figures(scores, lam):
+        rows, p, c = scores
+        return report(lam * p + (1.0 - lam) * c, rows)
+
+    val_scores, test_scores = scored(log.val), scored(log.test)
+    val = {lam: figures(val_scores, lam)["ndcg@10"] for lam in LAM_GRID}
     best = max(LAM_GRID, key=lambda lam: (val[lam], lam))
     return {"lam_tuned_on_val": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
-            "test_tuned_lam": figures(log.test, best), "test_lam_1": figures(log.test, 1.0)}
+            "test_tuned_lam": figures(test_scores, best), "test_lam_1": figures(test_scores, 1.0)}
 
 
 def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: dict) -> None:

@@ -1,7 +1,7 @@
 """Simple click-log yardsticks for the ranking models: popularity, item-kNN, EASE^R and implicit ALS.
 
 Each is fitted on the log's training clicks only, its one knob tuned on the validation visits (nDCG@10), and scored
-on the test visits with the same ranking_report as the CTR models. Never shipped.
+on the test visits with the same report as the CTR models. Never shipped.
 
     python -m edge_rec_export.ranking_baselines movielens --out reports/baselines-movielens.json
 """
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from edge_rec_export.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file,
                                          read_movielens, samples)
-from edge_rec_export.metrics import ranking_report
+from edge_rec_export.train_ranking import report
 
 EASE_MAX_ITEMS = 6000  # EASE inverts an items x items matrix
 
@@ -99,7 +99,7 @@ def _als_step(x: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float) -> 
 
 def evaluate(score, visits: list[Impression]) -> dict:
     rows = samples(visits, 1)
-    return ranking_report(score(rows.user, rows.target).astype(np.float64), rows.y, rows.user, rows.group)
+    return report(score(rows.user, rows.target).astype(np.float64), rows)
 
 
 MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items)

@@ -50,11 +50,11 @@ def calibrate_bundle(bundle_dir: Path, data_dir: Path, scripts: tuple[str, ...],
     clf.scope = None  # calibrating: nothing flagged yet
     thresholds = calibrate(clf, val, scripts, max_flagged)
     clf.scope = Scope(scripts, **thresholds)
+    english = english_titles(data_dir)
     scope = {"languages": languages, "domain": domain, "scripts": list(scripts), **thresholds,
              "calibrated_on": f"{len(val)} validation titles, at most {max_flagged:.0%} flagged",
              "measured": {"in_scope_test_flagged": flagged(clf, test), "in_scope_test_n": len(test),
-                          "ag_news_english_flagged": flagged(clf, english_titles(data_dir)),
-                          "ag_news_english_n": len(english_titles(data_dir))}}
+                          "ag_news_english_flagged": flagged(clf, english), "ag_news_english_n": len(english)}}
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
     write_manifest(bundle_dir, {**manifest, "scope": scope}, list(manifest["files"]))
     return scope

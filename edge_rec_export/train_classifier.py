@@ -130,14 +130,16 @@ def load_prep(prep: Path):
     return {s: Split(data, s) for s in SPLITS if f"{s}_ids" in data}, meta
 
 
-def held_out(data: dict[str, Split]) -> dict[str, Split]:
-    """The splits every accuracy table reports, named as the TF-IDF reference names them."""
-    out = {"val": data["val"], "test": data["test"]}
+def held_out(data: dict[str, Split]) -> dict[str, tuple[str, np.ndarray]]:
+    """The splits every accuracy table reports, named as the TF-IDF reference names them: name -> (the prepared
+    split it is part of, its rows there)."""
+    everything = {name: np.ones(len(data[name]), bool) for name in ("val", "test", "public") if name in data}
+    out = {"val": ("val", everything["val"]), "test": ("test", everything["test"])}
     if "tnews" in data["test"].arrays:
         tnews = data["test"].arrays["tnews"]
-        out.update(test_toutiao=data["test"].select("test", ~tnews), test_tnews=data["test"].select("test", tnews))
+        out.update(test_toutiao=("test", ~tnews), test_tnews=("test", tnews))
     if "public" in data:
-        out["tnews_test_public"] = data["public"]
+        out["tnews_test_public"] = ("public", everything["public"])
     return out
 
 
@@ -226,9 +228,21 @@ def evaluate(forward, data: Split, tag_threshold: float = 0.5) -> dict:
     return report(predict(lambda *batch: probabilities(forward(*batch)), data), data, tag_threshold)
 
 
+HELD_OUT_SPLITS = ("val", "test", "public")  # the prepared splits held_out() draws on
+
+
 def held_out_report(forward, data: dict[str, Split], tag_threshold: float = 0.5) -> dict:
-    """classifier_report on every held-out split (val, test, test_toutiao, test_tnews, tnews_test_public)."""
-    return {name: evaluate(forward, split_, tag_threshold) for name, split_ in held_out(data).items()}
+    """classifier_report on every held-out split (val, test, test_toutiao, test_tnews, tnews_test_public), with
+    `forward(rows, ids, mask)` -> ClassifierOutput run once over each prepared split."""
+    probs = {s: predict(lambda *batch: probabilities(forward(*batch)), data[s]) for s in HELD_OUT_SPLITS if s in data}
+    return held_out_reports(probs, data, tag_threshold)
+
+
+def held_out_reports(probs: dict, data: dict, threshold: float) -> dict:
+    """classifier_report per held-out split from one model's predictions on val, test and public (`probs`): the
+    Toutiao and TNEWS parts of test are row selections, not second passes."""
+    return {name: report(tuple(p[rows] for p in probs[base]), data[base].select(base, rows), threshold)
+            for name, (base, rows) in held_out(data).items()}
 
 
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
