@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 
 from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.cache import LRUCache
+from edge_rec.char_codes import CHAR_INPUT, char_codes
 from edge_rec.checks import positive_int, probability
 from edge_rec.scope import Scope
 from edge_rec.sessions import bundle_session, check_io, resolve_threads
@@ -90,7 +91,9 @@ class ContentClassifier:
         self.max_chars = tok.get("max_chars", 64 * self.max_length)
         self.tokenizer = self._load_tokenizer(tok)
         self.session, model_path = bundle_session(self.bundle, "classifier", self.threads)
-        check_io(self.session, model_path, INPUTS, set(OUTPUTS))
+        # Where the model has a character wide part it also reads the texts' code points (edge_rec/char_codes.py).
+        self.reads_chars = CHAR_INPUT in {i.name for i in self.session.get_inputs()}
+        check_io(self.session, model_path, INPUTS | ({CHAR_INPUT} if self.reads_chars else set()), set(OUTPUTS))
         self._check_output_widths(model_path)
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
@@ -230,8 +233,13 @@ class ContentClassifier:
     def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray,
                 texts: list[str] | None = None) -> list[Classification]:
         """Run the model on already-tokenized, padded ids (B, T) and mask (B, T); with the `texts` they came from,
-        each result is also judged against the bundle's scope."""
+        each result is also judged against the bundle's scope (and a model with a character part reads them)."""
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.reads_chars:
+            if texts is None or len(texts) != len(input_ids):
+                raise ValueError("this bundle's classifier also reads the texts' characters: pass the texts the ids "
+                                 "came from, one per row")
+            feeds[CHAR_INPUT] = char_codes(texts)
         primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
         if not (np.isfinite(primary).all() and np.isfinite(index).all()):
             raise RuntimeError("the classifier produced non-finite scores; the bundle's model is broken")

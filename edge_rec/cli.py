@@ -29,11 +29,16 @@ def _info(a) -> int:
     b = load_bundle(a.bundle_path)
     m = b.manifest
     sizes = {n: b.file(n).stat().st_size for n in m["files"]}  # `bytes` is optional in the manifest
+    recommends = "ranking" in m and {"recall", "ranker"} <= set(m["models"])
     print(json.dumps({"path": str(b.path), "name": b.name, "format_version": m["format_version"],
-                      "created_by": m.get("created_by"), "models": {r: v["file"] for r, v in m["models"].items()},
+                      "created_by": m.get("created_by"),
+                      "can": "classify and recommend" if recommends else
+                             "classify only: no recall/ranker models (built without a click log)",
+                      "models": {r: v["file"] for r, v in m["models"].items()},
                       "files": sizes, "bytes_total": sum(sizes.values()),
                       "primary_labels": b.primary_labels, "tags": b.tags, "tokenizer": b.tokenizer,
-                      "pipeline": b.pipeline, "scope": m.get("scope"), "metrics": b.metrics},
+                      "pipeline": b.pipeline, "scope": m.get("scope"), "recipe": m.get("recipe"),
+                      "metrics": b.metrics},
                      ensure_ascii=False, indent=2))
     return 0
 

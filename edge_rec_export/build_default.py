@@ -23,6 +23,8 @@ RECIPE = [  # (output that marks the step done, argv of edge_rec_export.train_cl
     ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
                             "--epochs", "1", "--lr", "2e-4", "--batch", "32", "--seed", "0",
                             "--out", "{work}/student"]),
+    ("student_chars/model.json", ["widen", "--prep", "{work}/prep", "--student", "{work}/student",
+                                  "--out", "{work}/student_chars", "--buckets", "131072", "--epochs", "2"]),
 ]
 
 
@@ -38,7 +40,7 @@ def main(argv=None) -> None:
             continue
         train_classifier.main([s.format(data=a.data, work=a.work) for s in args])
     package_classifier.main(["--prep", str(a.work / "prep"), "--teacher", str(a.work / "teacher.pt"),
-                             "--student", str(a.work / "student"), "--out", str(a.out), "--data", str(a.data)])
+                             "--student", str(a.work / "student_chars"), "--out", str(a.out)])
     scope_calibration.main(["--bundle", str(a.out), "--data", str(a.data)])
     # Recall + ranker: a click log simulated over real titles, classified by the bundle just written.
     sim = a.work / "sim" / "log.pkl.gz"

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from edge_rec.char_codes import CHAR_INPUT
 from edge_rec_export.bundle_writer import write_bundle
 from edge_rec_export.classifier import ContentClassifierModel, InferenceHead
 from edge_rec_export.onnx_export import check_parity, export_onnx
@@ -23,7 +24,8 @@ def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     head = (head or InferenceHead(model)).eval()
-    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+               CHAR_INPUT: {0: "batch", 1: "characters"}}
     fp32 = export_onnx(head, sample, head.output_names, workdir / "classifier.fp32.onnx", dynamic)
     diff = check_parity(head, fp32, sample, head.output_names, PARITY_ATOL)
     int8 = quantize_int8(fp32, workdir / "classifier.int8.onnx")

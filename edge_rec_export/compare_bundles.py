@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec import ContentClassifier, load_bundle
-from edge_rec_export.news_data import NAMES, bundle_splits, normalise
+from edge_rec_export.corpus import normalise
+from edge_rec_export.news_data import NAMES, bundle_splits
 
 
 def compare(paths: list[Path], data_dir: Path) -> dict:

@@ -13,7 +13,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from edge_rec_export.news_data import NAMES, assign_splits, read_labelled
+from edge_rec_export.corpus import assign_splits
+from edge_rec_export.news_data import NAMES, read_labelled
 
 DEMO_CATEGORIES = ("agriculture", "game", "car", "sports", "finance", "edu", "military", "culture")
 

@@ -208,3 +208,50 @@ def add_log_arguments(ap) -> None:
     ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
                     "edge_rec_export.user_simulator)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+
+
+# ---------------------------------------------------------------- an app's own click log (edge-rec-export build)
+def from_events(events, items: ItemTable, name: str, negatives: int = 4, eval_negatives: int = 100,
+                seed: int = 0) -> ClickLog:
+    """A click log of `texts_input.Event`s over `items` (ids = the labelled texts' ids).
+
+    A visit is one user's events at one time: the items shown then, clicked where any positive event (click, like,
+    share) was recorded. Per user, by time: the last visit with a click is the test visit and the one before it the
+    validation visit (users with at least 3 such visits), each scored against `eval_negatives` items the user never
+    met; earlier visits train, a visit with no unclicked item joined by `negatives` such items. A visit's history is
+    the user's clicks of earlier visits (the MovieLens protocol of `read_movielens`)."""
+    row_of = {item_id: r for r, item_id in enumerate(items.ids) if r}
+    visits: dict[str, dict[float, dict[int, bool]]] = defaultdict(lambda: defaultdict(dict))
+    for e in events:
+        shown = visits[e.user][e.time]
+        shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+    rng = np.random.default_rng(seed)
+    n_items = len(items)
+    out = {"train": [], "val": [], "test": []}
+    for u, user in enumerate(sorted(visits)):
+        times = sorted(visits[user])
+        met = np.zeros(n_items, dtype=bool)
+        met[0] = True
+        for t in times:
+            met[list(visits[user][t])] = True
+        unmet = np.flatnonzero(~met)
+        clicked_at = [t for t in times if any(visits[user][t].values())]
+        held = dict(zip(clicked_at[-2:], ("val", "test"))) if len(clicked_at) >= 3 else {}
+        history: list[int] = []
+        for t in times:
+            rows = list(visits[user][t])
+            clicks = np.array([visits[user][t][r] for r in rows], dtype=np.float32)
+            split_ = held.get(t, "train")
+            extra = eval_negatives if split_ != "train" else (negatives if clicks.all() else 0)
+            extra = rng.choice(unmet, min(extra, len(unmet)), replace=False) if extra else np.zeros(0, np.int64)
+            out[split_].append(Impression(u, int(t), np.array(history, dtype=np.int64),
+                                          np.concatenate([rows, extra]).astype(np.int64),
+                                          np.concatenate([clicks, np.zeros(len(extra), np.float32)]),
+                                          real=len(rows) if len(extra) else None))
+            history += [r for r in rows if visits[user][t][r]]
+    if not out["val"] or not out["test"]:
+        raise ValueError(f"click log {name!r}: no user has 3 visits with a click, so nothing can be held out for "
+                         "validation and test; a ranker needs a longer log")
+    return ClickLog(name, items, out["train"], out["val"], out["test"],
+                    notes=f"{len(events)} events of {len(visits)} users; leave-last-out per user by time; "
+                          f"{eval_negatives} never-met items per held-out visit")

@@ -1,33 +1,18 @@
-"""Chinese news titles (Toutiao + TNEWS, the same 15 categories) -> de-duplicated, split, labelled examples.
+"""Chinese news titles (Toutiao + TNEWS, the same 15 categories) -> the default bundle's de-duplicated `Corpus`.
 
-Secondary tags are the most frequent keywords of the training split. The category-index target (DESIGN.md) is the
-mean over an item's keywords of P(item's category | keyword), estimated on the training split with add-one
-smoothing; items without keywords get no target (masked out of the index loss).
+Keywords come from the files' keyword fields; FewCLUE's unlabelled titles and THUCNews titles are the transfer set.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import unicodedata
-from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from edge_rec_export.corpus import Corpus, Example, assign_splits, fresh_texts, normalise
 
 CODES = ["100", "101", "102", "103", "104", "106", "107", "108", "109", "110", "112", "113", "114", "115", "116"]
 NAMES = ["story", "culture", "entertainment", "sports", "finance", "house", "car", "edu", "tech", "military",
          "travel", "world", "stock", "agriculture", "game"]
-
-
-@dataclass
-class Example:
-    title: str
-    label: int  # index into CODES; -1 for an unlabelled title
-    keywords: list[str]
-    source: str = "toutiao"  # "toutiao" or "tnews": the test figures are reported per source
-    public: bool = False  # in FewCLUE TNEWS test_public: reported on, never trained on
 
 
 def read_corpora(data_dir: Path) -> list[Example]:
@@ -49,11 +34,6 @@ def split(examples: list[Example], seed: int = 13, val: float = 0.1, test: float
     n_test, n_val = int(len(order) * test), int(len(order) * val)
     pick = lambda idx: [examples[i] for i in idx]  # noqa: E731
     return pick(order[n_test + n_val:]), pick(order[n_test:n_test + n_val]), pick(order[:n_test])
-
-
-def normalise(title: str) -> str:
-    """The de-duplication key: NFKC, lower case, no whitespace (the files differ in full-width forms and spaces)."""
-    return "".join(unicodedata.normalize("NFKC", title).lower().split())
 
 
 def _toutiao_rows(data_dir: Path, more: bool = True):
@@ -130,25 +110,13 @@ def read_transfer(data_dir: Path, exclude: list[Example]) -> list[str]:
         path = data_dir / "thucnews_titles_devtest" / name
         if path.is_file():
             titles += [line.rpartition("\t")[0] for line in path.read_text(encoding="utf-8").splitlines()]
-    seen = {normalise(e.title) for e in exclude}
-    out = []
-    for t in titles:
-        key = normalise(t)
-        if key and key not in seen:
-            seen.add(key)
-            out.append(t.strip())
-    return out
+    return fresh_texts(titles, exclude)
 
 
-def assign_splits(examples: list[Example], salt: str = "13", val: float = 0.1, test: float = 0.1):
-    """train, val, test, public. A title's split is a hash of its normalised text, so adding files never moves a
-    title between splits; titles are unique after read_labelled, so none is in two splits. FewCLUE's test_public
-    titles form the public split whole."""
-    parts = ([], [], [], [])
-    for e in examples:
-        u = int.from_bytes(hashlib.blake2b(f"{salt}:{normalise(e.title)}".encode(), digest_size=8).digest()) / 2 ** 64
-        parts[3 if e.public else 2 if u < test else 1 if u < test + val else 0].append(e)
-    return parts
+def news_corpus(data_dir: Path) -> Corpus:
+    """Every labelled title (read_labelled) and the transfer set (read_transfer) of the shared data."""
+    examples = read_labelled(data_dir)
+    return Corpus("zh-news", NAMES, CODES, examples, read_transfer(data_dir, examples))
 
 
 def bundle_splits(data_dir: Path, metrics: dict) -> tuple[list[Example], list[Example], list[Example]]:
@@ -158,34 +126,3 @@ def bundle_splits(data_dir: Path, metrics: dict) -> tuple[list[Example], list[Ex
     if "salt" in recorded:
         return assign_splits(read_labelled(data_dir), recorded["salt"])[:3]
     return split(read_corpora(data_dir), seed=recorded.get("seed", 13))
-
-
-@dataclass
-class Targets:
-    tags: list[str]
-    kw_cat: dict[str, np.ndarray]  # keyword -> P(category | keyword), add-one smoothed
-
-    @classmethod
-    def fit(cls, train: list[Example], n_tags: int = 300) -> "Targets":
-        freq = Counter(k for e in train for k in e.keywords)
-        counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(CODES)))
-        for e in train:
-            for k in e.keywords:
-                counts[k][e.label] += 1
-        kw_cat = {k: (c + 1.0) / (c.sum() + len(CODES)) for k, c in counts.items()}
-        return cls([k for k, _ in freq.most_common(n_tags)], kw_cat)
-
-    def tag_vector(self, e: Example) -> np.ndarray:
-        pos = {k: i for i, k in enumerate(self.tags)}
-        v = np.zeros(len(self.tags), dtype=np.float32)
-        for k in e.keywords:
-            if k in pos:
-                v[pos[k]] = 1.0
-        return v
-
-    def index(self, e: Example) -> float:
-        """Category-index target, or NaN when the item has no keywords (masked)."""
-        if not e.keywords:
-            return float("nan")
-        uniform = 1.0 / len(CODES)
-        return float(np.mean([self.kw_cat[k][e.label] if k in self.kw_cat else uniform for k in e.keywords]))

@@ -1,11 +1,13 @@
-"""The classifier's wide part: token n-grams hashed into one embedding table, mean-pooled (fastText-style).
+"""The classifier's wide parts: n-grams of ids hashed into one embedding table, mean-pooled (fastText-style).
 
 Short Chinese titles are classified well by character n-grams (a TF-IDF + linear model is a strong baseline); a
-shallow encoder misses some of that surface signal. The n-grams are hashed from the token ids *inside the graph*
-(integer Mul/Add/Mod), so the exported ONNX model keeps its two inputs and the runtime needs no code of its own.
+shallow encoder misses some of that surface signal. The n-grams are hashed *inside the graph* (integer
+Mul/Add/Mod) from the token ids (the `wide` part) or from the characters' code points (the `char_wide` part, whose
+only runtime code is edge_rec/char_codes.py).
 
-Hash of an n-gram (t_0 .. t_{n-1}): ((n * P + t_0) * P + t_1) ... mod buckets, P = 1,000,003. With ids < 2^18
-the largest intermediate (a trigram) stays below 2^63, so torch and onnxruntime agree exactly.
+Hash of an n-gram (t_0 .. t_{n-1}): ((n * P + t_0) * P + t_1) ... mod buckets, P = 1,000,003. With ids < 2^21
+(token ids, or Unicode code points for the character part) the largest intermediate (a trigram) stays below
+5.1e18 < 2^63, so torch and onnxruntime agree exactly.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 
 PRIME = 1_000_003
-MAX_ORDER = 3  # with PRIME and ids < 2^18, order 4 would overflow int64
+MAX_ORDER = 3  # with PRIME and ids < 2^21, order 4 would overflow int64
 
 
 @dataclass

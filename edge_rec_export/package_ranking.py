@@ -134,6 +134,19 @@ PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mo
             "lam": 0.8, "k": 10, "max_interest_tags": 5, "screen_share": 0.2, "out_of_scope": "last"}
 
 
+def package_into(run: Path, log: ClickLog, bundle_dir: Path | None) -> dict:
+    """Export and measure the models of `run`; with `bundle_dir`, add them (and the tuned lam) to that bundle."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files, figures = package(run, log, Path(tmp))
+        (run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")
+        if bundle_dir:
+            lam = figures["recommendation_degree"]["lam_tuned_on_val"]
+            add_to_bundle(bundle_dir, files, {
+                "ranking": {"labels": log.items.label_names},
+                "pipeline": {**PIPELINE, "lam": lam}, "metrics": {"ranking": figures}})
+    return figures
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.package_ranking", description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, required=True, help="folder with dssm.pt, ctr_teacher.pt, ctr_student.pt")
@@ -142,16 +155,7 @@ def main(argv=None) -> None:
     ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
     a = ap.parse_args(argv)
     log = read_movielens(a.data) if a.log == "movielens" else read_log_file(Path(a.log))
-    with tempfile.TemporaryDirectory() as tmp:
-        files, figures = package(a.run, log, Path(tmp))
-        (a.run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")
-        print(json.dumps(figures, indent=1))
-        if a.bundle:
-            labels = log.items.label_names
-            lam = figures["recommendation_degree"]["lam_tuned_on_val"]
-            add_to_bundle(a.bundle, files, {
-                "ranking": {"labels": labels},
-                "pipeline": {**PIPELINE, "lam": lam}, "metrics": {"ranking": figures}})
+    print(json.dumps(package_into(a.run, log, a.bundle), indent=1))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Thresholds (edge_rec/scope.py): `min_script_share` is the largest grid value that flags at most `max_flagged / 2`
 of the validation titles, `min_primary_prob` the `max_flagged / 2` quantile of their primary probability, so at most
 `max_flagged` of in-scope validation text is flagged. Then measured: the share flagged of the in-scope test titles
-and of AG News's English titles. The manifest's `scope` section is rewritten with all of it.
+and of out-of-scope text (for the news bundle, AG News's English titles). The manifest's `scope` section is rewritten with all of it.
 """
 from __future__ import annotations
 
@@ -42,19 +42,20 @@ def english_titles(data_dir: Path) -> list[str]:
         return [row["title"] for row in csv.DictReader(f) if row["title"].strip()]
 
 
-def calibrate_bundle(bundle_dir: Path, data_dir: Path, scripts: tuple[str, ...], languages: list[str],
-                     domain: str, max_flagged: float = 0.02) -> dict:
-    bundle = load_bundle(bundle_dir)
-    _, val, test = ([e.title for e in part] for part in bundle_splits(data_dir, bundle.metrics))
-    clf = ContentClassifier(bundle, profile="pc", cache_size=0)
+def calibrate_bundle(bundle_dir: Path, val: list[str], test: list[str], scripts: tuple[str, ...],
+                     languages: list[str], domain: str, out_of_scope: dict[str, list[str]],
+                     max_flagged: float = 0.02) -> dict:
+    """Thresholds from the in-scope validation texts `val`; measured on the in-scope `test` texts and on each named
+    set of out-of-scope texts; the manifest's `scope` section rewritten with all of it."""
+    clf = ContentClassifier(load_bundle(bundle_dir), profile="pc", cache_size=0)
     clf.scope = None  # calibrating: nothing flagged yet
     thresholds = calibrate(clf, val, scripts, max_flagged)
     clf.scope = Scope(scripts, **thresholds)
-    english = english_titles(data_dir)
+    measured = {"in_scope_test_flagged": flagged(clf, test), "in_scope_test_n": len(test)}
+    for name, texts in out_of_scope.items():
+        measured.update({f"{name}_flagged": flagged(clf, texts), f"{name}_n": len(texts)})
     scope = {"languages": languages, "domain": domain, "scripts": list(scripts), **thresholds,
-             "calibrated_on": f"{len(val)} validation titles, at most {max_flagged:.0%} flagged",
-             "measured": {"in_scope_test_flagged": flagged(clf, test), "in_scope_test_n": len(test),
-                          "ag_news_english_flagged": flagged(clf, english), "ag_news_english_n": len(english)}}
+             "calibrated_on": f"{len(val)} validation texts, at most {max_flagged:.0%} flagged", "measured": measured}
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
     write_manifest(bundle_dir, {**manifest, "scope": scope}, list(manifest["files"]))
     return scope
@@ -69,8 +70,10 @@ def main(argv=None) -> None:
     ap.add_argument("--domain", default="Chinese news titles (Toutiao / TNEWS, 15 categories)")
     ap.add_argument("--max-flagged", type=float, default=0.02, help="share of in-scope validation text flagged")
     a = ap.parse_args(argv)
-    print(json.dumps(calibrate_bundle(a.bundle, a.data, tuple(a.scripts.split(",")), a.languages.split(","),
-                                      a.domain, a.max_flagged), ensure_ascii=False, indent=1))
+    _, val, test = ([e.title for e in part] for part in bundle_splits(a.data, load_bundle(a.bundle).metrics))
+    print(json.dumps(calibrate_bundle(a.bundle, val, test, tuple(a.scripts.split(",")), a.languages.split(","),
+                                      a.domain, {"ag_news_english": english_titles(a.data)}, a.max_flagged),
+                     ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The text yardstick: character n-gram TF-IDF + a linear SVM, trained on exactly the classifier's training split.
 
-Never shipped. Every accuracy table reports it beside teacher / student / INT8, on the same held-out splits.
+Never shipped. Every accuracy table reports it beside teacher / student / INT8, on the same held-out splits (the
+prepared ones: `train_classifier.held_out`).
 
-    python -m edge_rec_export.tfidf_baseline --data ../shared/data --out reports/tfidf-zh-news.json
+    python -m edge_rec_export.tfidf_baseline --prep work/prep --out reports/tfidf-zh-news.json
 """
 from __future__ import annotations
 
@@ -14,57 +15,48 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec_export.metrics import accuracy, macro_f1
-from edge_rec_export.news_data import Example, assign_splits, read_labelled
+from edge_rec_export.train_classifier import HELD_OUT_SPLITS, held_out, load_prep, prep_texts
 
 C_GRID = (0.1, 0.3, 1.0)
 
 
-def fit(train: list[Example], val: list[Example], n_classes: int):
+def fit(train: list[str], train_labels: np.ndarray, val: list[str], val_labels: np.ndarray):
     """Char 1-3-gram TF-IDF (sublinear tf) + LinearSVC with C tuned on validation accuracy; returns
-    (predict(titles) -> labels, the chosen C)."""
+    (predict(texts) -> labels, the chosen C)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
-    x = vec.fit_transform([e.title for e in train])
-    y = np.array([e.label for e in train])
-    x_val, y_val = vec.transform([e.title for e in val]), np.array([e.label for e in val])
-    best = max(((accuracy(m.predict(x_val), y_val), c, m) for c in C_GRID for m in [LinearSVC(C=c).fit(x, y)]),
-               key=lambda t: t[0])
+    x, x_val = vec.fit_transform(train), vec.transform(val)
+    best = max(((accuracy(m.predict(x_val), val_labels), c, m) for c in C_GRID
+                for m in [LinearSVC(C=c).fit(x, train_labels)]), key=lambda t: t[0])
     model = best[2]
-    return (lambda titles: model.predict(vec.transform(titles))), best[1]
+    return (lambda texts: model.predict(vec.transform(texts))), best[1]
 
 
-def held_out(examples: list[Example], salt: str = "13") -> dict[str, list[Example]]:
-    """The report's splits: val, test, its Toutiao and TNEWS parts, and FewCLUE's test_public."""
-    _, val, test, public = assign_splits(examples, salt)
-    return {"val": val, "test": test, "test_toutiao": [e for e in test if e.source == "toutiao"],
-            "test_tnews": [e for e in test if e.source == "tnews"], "tnews_test_public": public}
-
-
-def report(predict, splits: dict[str, list[Example]], n_classes: int) -> dict:
-    out = {}
-    for name, exs in splits.items():
-        gold = np.array([e.label for e in exs])
-        pred = predict([e.title for e in exs])
-        out[name] = {"n": len(exs), "accuracy": round(accuracy(pred, gold), 4),
-                     "macro_f1": round(macro_f1(pred, gold, n_classes), 4)}
+def reference(prep: Path) -> dict:
+    """The yardstick trained on the prep's training split, reported on every held-out split the models are."""
+    data, meta = load_prep(prep)
+    texts = prep_texts(prep)
+    t0 = time.time()
+    predict, c = fit(texts["train"], data["train"].label.numpy(), texts["val"], data["val"].label.numpy())
+    fit_seconds = time.time() - t0
+    pred = {s: predict(texts[s]) for s in HELD_OUT_SPLITS if s in data}
+    out = {"model": f"char 1-3-gram TF-IDF (sublinear) + LinearSVC(C={c}, tuned on val)", "train": len(texts["train"]),
+           "fit_seconds": round(fit_seconds, 1)}
+    for name, (base, rows) in held_out(data).items():
+        gold = data[base].label.numpy()[rows]
+        out[name] = {"n": int(rows.sum()), "accuracy": round(accuracy(pred[base][rows], gold), 4),
+                     "macro_f1": round(macro_f1(pred[base][rows], gold, len(meta["labels"])), 4)}
     return out
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.tfidf_baseline", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--prep", type=Path, default=Path("work/prep"), help="a prepared corpus (train_classifier prepare)")
     ap.add_argument("--out", type=Path, default=Path("reports/tfidf-zh-news.json"))
     a = ap.parse_args(argv)
-    from edge_rec_export.news_data import NAMES
-
-    examples = read_labelled(a.data)
-    train, val, _, _ = assign_splits(examples)
-    t0 = time.time()
-    predict, c = fit(train, val, len(NAMES))
-    result = {"model": f"char 1-3-gram TF-IDF (sublinear) + LinearSVC(C={c}, tuned on val)", "train": len(train),
-              "fit_seconds": round(time.time() - t0, 1), **report(predict, held_out(examples), len(NAMES))}
+    result = reference(a.prep)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))

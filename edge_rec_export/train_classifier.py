@@ -13,6 +13,7 @@ are the teacher's, bit for bit), so the student's files leave them out and `load
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import time
@@ -21,33 +22,40 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
+from torch import nn
 
 from edge_rec_export.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
-from edge_rec_export.ngram_wide import WideConfig
+from edge_rec_export.ngram_wide import HashedNgrams, WideConfig
 from edge_rec_export.metrics import classifier_report
-from edge_rec_export.news_data import CODES, NAMES, Example, Targets, assign_splits, read_labelled, read_transfer
+from edge_rec.char_codes import MAX_CHARS, char_codes
+from edge_rec_export.corpus import Corpus, Targets
+from edge_rec_export.news_data import news_corpus
 from edge_rec_export.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
 from edge_rec_export.tokenizer import build_tokenizer
 from edge_rec_export.vocab_prune import prune
 
 MAX_LENGTH = 64
+CHAR_LOGIT_SCALE = 10.0  # the character part's mean-pooled scores are small: scaled, Adam's steps suit them
 N_TAGS = 300
 SPLITS = ("train", "val", "test", "public", "transfer")
+TEXTS = "texts.json.gz"
 
 
 # ---------------------------------------------------------------- prepare
-def prepare(data_dir: Path, out: Path, salt: str = "13") -> None:
+def prepare(corpus: Corpus, out: Path, salt: str = "13", teacher_file: Path | None = None) -> None:
+    """Split the corpus, prune the teacher's vocabulary to it, tokenize every split; stores data.npz (ids, labels,
+    tag and index targets, code points for the character part, sources), texts.json.gz and meta.json."""
     out.mkdir(parents=True, exist_ok=True)
-    examples = read_labelled(data_dir)
-    parts = dict(zip(("train", "val", "test", "public"), assign_splits(examples, salt)))
-    parts["transfer"] = [Example(t, -1, []) for t in read_transfer(data_dir, examples)]
-    targets = Targets.fit(parts["train"], N_TAGS)
-    full = read_teacher(find_wheel_teacher())
+    parts = corpus.splits(salt)
+    targets = Targets.fit(parts["train"], len(corpus.labels), N_TAGS)
+    full = read_teacher(teacher_file or find_wheel_teacher())
     teacher, keep = prune(full, [e.title for exs in parts.values() for e in exs])
     write_teacher(teacher, out / "teacher.e5s1")
     tok = build_tokenizer(teacher.pieces, teacher.scores, teacher.unk, teacher.bos, teacher.eos, teacher.norm_map)
     tok.enable_truncation(MAX_LENGTH)
     tok.save(str(out / "tokenizer.json"))
+    sources = sorted({e.source for name, exs in parts.items() if name != "transfer" for e in exs})
     arrays = {}
     for name, exs in parts.items():
         enc = tok.encode_batch([e.title for e in exs])
@@ -59,22 +67,32 @@ def prepare(data_dir: Path, out: Path, salt: str = "13") -> None:
         arrays[f"{name}_label"] = np.array([e.label for e in exs], dtype=np.int64)
         arrays[f"{name}_tags"] = np.stack([targets.tag_vector(e) for e in exs]).astype(np.uint8)
         arrays[f"{name}_index"] = np.array([targets.index(e) for e in exs], dtype=np.float32)
-        arrays[f"{name}_tnews"] = np.array([e.source == "tnews" for e in exs])
+        arrays[f"{name}_chars"] = char_codes([e.title for e in exs], MAX_CHARS).astype(np.int32)
+        if name != "transfer":
+            arrays[f"{name}_source"] = np.array([sources.index(e.source) for e in exs], dtype=np.int8)
     np.savez_compressed(out / "data.npz", **arrays)
-    meta = {"labels": NAMES, "codes": CODES, "tags": targets.tags, "max_length": MAX_LENGTH, "pad_id": teacher.pad,
-            "vocab_size": len(keep), "full_vocab_size": len(full.pieces), "split_salt": salt,
-            "sizes": {k: len(v) for k, v in parts.items()},
+    (out / TEXTS).write_bytes(gzip.compress(json.dumps({k: [e.title for e in v] for k, v in parts.items()},
+                                                       ensure_ascii=False).encode("utf-8"), mtime=0))
+    meta = {"name": corpus.name, "labels": corpus.labels, "codes": corpus.codes, "tags": targets.tags,
+            "sources": sources, "max_length": MAX_LENGTH, "pad_id": teacher.pad, "vocab_size": len(keep),
+            "full_vocab_size": len(full.pieces), "split_salt": salt, "sizes": {k: len(v) for k, v in parts.items()},
             "titles": {k: [e.title for e in v[:20]] for k, v in parts.items()}}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"prepared {meta['sizes']} titles, vocabulary {len(keep)} pieces -> {out}")
+    print(f"prepared {meta['sizes']} texts, vocabulary {len(keep)} pieces -> {out}")
+
+
+def prep_texts(prep: Path) -> dict[str, list[str]]:
+    """Every prepared split's texts, in row order."""
+    return json.loads(gzip.decompress((prep / TEXTS).read_bytes()))
 
 
 class Split:
-    FIELDS = ("ids", "len", "label", "tags", "index", "tnews")
+    FIELDS = ("ids", "len", "label", "tags", "index", "chars", "source")
 
-    def __init__(self, data, name: str):
-        """`data`: the prepared arrays (`{name}_ids`, ...); `tnews` (is the title from TNEWS) is optional."""
-        self.name = name
+    def __init__(self, data, name: str, sources: list[str] = ()):
+        """`data`: the prepared arrays (`{name}_ids`, ...); `source` (index into `sources`, the corpus's source
+        names; held-out splits only) is optional."""
+        self.name, self.sources = name, list(sources)
         self.arrays = {f: np.asarray(data[f"{name}_{f}"]) for f in self.FIELDS if f"{name}_{f}" in data}
         self.ids = torch.from_numpy(self.arrays["ids"].astype(np.int64))
         self.len = torch.from_numpy(self.arrays["len"].astype(np.int64))
@@ -87,10 +105,11 @@ class Split:
     def join(cls, name: str, parts: list["Split"]) -> "Split":
         """The rows of `parts` one after another (their per-token caches concatenate in the same order)."""
         fields = set.intersection(*(set(p.arrays) for p in parts))
-        return cls({f"{name}_{f}": np.concatenate([p.arrays[f] for p in parts]) for f in fields}, name)
+        return cls({f"{name}_{f}": np.concatenate([p.arrays[f] for p in parts]) for f in fields}, name,
+                   parts[0].sources)
 
     def select(self, name: str, rows: np.ndarray) -> "Split":
-        return Split({f"{name}_{f}": a[rows] for f, a in self.arrays.items()}, name)
+        return Split({f"{name}_{f}": a[rows] for f, a in self.arrays.items()}, name, self.sources)
 
     def __len__(self):
         return len(self.label)
@@ -114,6 +133,11 @@ class Split:
         return {"input_ids": self.ids[idx, :width],
                 "attention_mask": (torch.arange(width)[None] < self.len[idx, None]).long()}
 
+    def char_ids(self, idx) -> torch.Tensor:
+        """Rows `idx` as the character part's input (edge_rec/char_codes.py), cut to their longest text."""
+        chars = self.arrays["chars"][np.asarray(idx)]
+        return torch.from_numpy(chars[:, :max(1, int((chars > 0).sum(1).max()))].astype(np.int64))
+
     def padded(self, flat: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
         """Rows `idx` of a cached per-token array (total tokens, H) as (B, T, H) float32, zero-padded."""
         lens = self.len[idx].tolist()
@@ -127,7 +151,7 @@ def load_prep(prep: Path):
     """The prepared splits present (train, val, test, and public / transfer where prepared), and the meta."""
     data = np.load(prep / "data.npz")
     meta = json.loads((prep / "meta.json").read_text(encoding="utf-8"))
-    return {s: Split(data, s) for s in SPLITS if f"{s}_ids" in data}, meta
+    return {s: Split(data, s, meta.get("sources", [])) for s in SPLITS if f"{s}_ids" in data}, meta
 
 
 def held_out(data: dict[str, Split]) -> dict[str, tuple[str, np.ndarray]]:
@@ -135,9 +159,9 @@ def held_out(data: dict[str, Split]) -> dict[str, tuple[str, np.ndarray]]:
     split it is part of, its rows there)."""
     everything = {name: np.ones(len(data[name]), bool) for name in ("val", "test", "public") if name in data}
     out = {"val": ("val", everything["val"]), "test": ("test", everything["test"])}
-    if "tnews" in data["test"].arrays:
-        tnews = data["test"].arrays["tnews"]
-        out.update(test_toutiao=("test", ~tnews), test_tnews=("test", tnews))
+    if len(data["test"].sources) > 1:
+        source = data["test"].arrays["source"]
+        out.update({f"test_{name}": ("test", source == k) for k, name in enumerate(data["test"].sources)})
     if "public" in data:
         out["tnews_test_public"] = ("public", everything["public"])
     return out
@@ -173,7 +197,8 @@ def build_cache(prep: Path, keep: list[int], device, batch: int = 64) -> None:
         stores = {k: np.lib.format.open_memmap(cache_path(prep, name, k), mode="w+", dtype=np.float16,
                                                shape=(total, model.cfg.encoder.hidden)) for k in keep}
         t0 = time.time()
-        for idx, ids, mask, *_ in split_.batches(batch, shuffle=False, by_length=True):
+        for idx, ids, mask, *_ in tqdm(split_.batches(batch, shuffle=False, by_length=True), desc=f"cache {name}",
+                                       total=math.ceil(len(split_) / batch), unit="batch", mininterval=5, leave=False):
             x = model.encoder.embed(ids.to(device))
             hidden, _ = model.encoder.encode(x, mask.to(device), stop=max(keep))  # layers above are not stored
             for k, store in stores.items():
@@ -193,6 +218,8 @@ def load_cache(prep: Path, data: dict, k: int) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- losses and evaluation
 def tag_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
     """BCE over the tags; pos_weight > 1 counters their sparsity (most titles carry none of the 300 tags)."""
+    if logits.shape[-1] == 0:  # a corpus without tags
+        return logits.sum() * 0
     weight = torch.tensor(pos_weight, device=logits.device, dtype=logits.dtype)
     return F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
 
@@ -270,7 +297,9 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
     for epoch in range(start, epochs):
         model.train()
         t0, running = time.time(), 0.0
-        for step, batch_ in enumerate(data["train"].batches(batch, True, gen)):
+        bar = tqdm(data["train"].batches(batch, True, gen), total=math.ceil(len(data["train"]) / batch),
+                   desc=f"epoch {epoch + 1}/{epochs}", unit="batch", mininterval=5, leave=False)
+        for step, batch_ in enumerate(bar):
             with amp:
                 loss = step_loss(*(t.to(device) for t in batch_))
             opt.zero_grad(set_to_none=True)
@@ -279,8 +308,7 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
             opt.step()
             sched.step()
             running += loss.item()
-            if step % 200 == 0:
-                print(f"  step {step} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         model.eval()
         val = evaluate(val_forward, data["val"])
         log(f"epoch {epoch + 1}/{epochs} loss {running / (step + 1):.4f} val {val} ({time.time() - t0:.0f}s)")
@@ -443,6 +471,65 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
                                            "epochs": epochs, "lr": lr, "temperature": T})
 
 
+ALPHA_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+def widen(prep: Path, student_path: Path, out: Path, buckets: int, epochs: int, lr: float, batch: int,
+          seed: int = 0) -> None:
+    """Add the character part to a distilled student: hashed character 1-3-grams -> class scores, a linear model
+    trained alone on the training split's labels (cross-entropy, Adam, the best epoch on validation); its weight
+    against the student's logits is then chosen on validation (ALPHA_GRID) and folded into its table. The deep part
+    is unchanged, so the two stay complementary (each sees what the other misses)."""
+    data, meta = load_prep(prep)
+    out.mkdir(parents=True, exist_ok=True)
+    log = logger(out / "train.log")
+    student, info = load_without_embeddings(student_path, prep)
+    part = HashedNgrams(WideConfig(buckets, len(meta["labels"])))
+    nn.init.zeros_(part.table.weight)
+    opt = torch.optim.Adam(part.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    train, val = data["train"], data["val"]
+
+    def scores(split) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([part(c, (c > 0).long()) for c in (split.char_ids(i) for i in
+                                                                 torch.arange(len(split)).split(4096))])
+
+    best, best_state = -1.0, None
+    for epoch in range(epochs):
+        t0 = time.time()
+        for idx in torch.randperm(len(train), generator=gen).split(batch):
+            c = train.char_ids(idx)
+            loss = F.cross_entropy(part(c, (c > 0).long()) * CHAR_LOGIT_SCALE, train.label[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc = float((scores(val).argmax(1) == val.label).float().mean())
+        if acc > best or epoch + 1 == epochs:
+            log(f"character part epoch {epoch + 1}/{epochs}: val accuracy alone {acc:.4f} ({time.time() - t0:.0f}s)")
+        if acc > best:
+            best, best_state = acc, {k: v.clone() for k, v in part.state_dict().items()}
+    part.load_state_dict(best_state)
+    deep = torch.from_numpy(np.log(predict(lambda idx, ids, mask: probabilities(student(ids, mask)), val)[0] + 1e-9))
+    wide = scores(val) * CHAR_LOGIT_SCALE
+    by_alpha = {a: float(((deep + a * wide).argmax(1) == val.label).float().mean()) for a in ALPHA_GRID}
+    alpha = max(by_alpha, key=by_alpha.get)
+    log(f"val accuracy by the character part's weight: {by_alpha} -> {alpha}")
+    student.cfg.char_wide = WideConfig(buckets, len(meta["labels"]))
+    student.char_wide = part
+    with torch.no_grad():  # logits = student + alpha * scale * table rows: one table, no extra graph nodes
+        part.table.weight.mul_(alpha * CHAR_LOGIT_SCALE)
+    fwd = lambda idx, ids, mask, split: student(ids, mask, split.char_ids(idx))  # noqa: E731
+    probs = {s: predict(lambda idx, ids, mask, sp=data[s]: probabilities(fwd(idx, ids, mask, sp)), data[s])
+             for s in HELD_OUT_SPLITS if s in data}
+    held = held_out_reports(probs, data, 0.5)
+    log(f"student + character part (torch): {held}")
+    save_without_embeddings(student, out, {**info["metrics"], "student_fp32_torch": held["test"], "held_out": held,
+                                           "char_part": {"buckets": buckets, "epochs": epochs, "lr": lr,
+                                                         "val_accuracy_alone": round(best, 4),
+                                                         "weight": alpha, "val_accuracy_by_weight": by_alpha}})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.train_classifier", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -472,10 +559,21 @@ def main(argv=None) -> None:
             q.add_argument("--teacher", type=Path, required=True)
             q.add_argument("--layers", type=int, default=2)
             q.add_argument("--temperature", type=float, default=2.0)
+    w = sub.add_parser("widen", help="add the character part (hashed character n-grams -> class scores) to a student")
+    w.add_argument("--prep", type=Path, default=Path("work/prep"))
+    w.add_argument("--student", type=Path, required=True)
+    w.add_argument("--out", type=Path, required=True)
+    w.add_argument("--buckets", type=int, default=131072, help="rows of the hashed character n-gram table")
+    w.add_argument("--epochs", type=int, default=2)
+    w.add_argument("--lr", type=float, default=0.01)
+    w.add_argument("--batch", type=int, default=64)
+    w.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True
+    if a.cmd == "widen":
+        return widen(a.prep, a.student, a.out, a.buckets, a.epochs, a.lr, a.batch, a.seed)
     if a.cmd == "prepare":
-        return prepare(a.data, a.out, a.salt)
+        return prepare(news_corpus(a.data), a.out, a.salt)
     device = torch.device(a.device)
     if a.cmd == "cache":
         return build_cache(a.prep, [int(k) for k in a.keep.split(",")], device)

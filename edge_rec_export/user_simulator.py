@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec_export.interactions import ClickLog, Impression, ItemTable
-from edge_rec_export.news_data import NAMES, Targets, bundle_splits
+from edge_rec_export.corpus import Targets
+from edge_rec_export.news_data import NAMES, bundle_splits
 
 
 @dataclass
@@ -57,7 +58,7 @@ def simulate(data_dir: Path, bundle=None, cfg: SimConfig = SimConfig(), max_labe
 
     clf = ContentClassifier(bundle, cache_size=1)
     train, val, test = bundle_splits(Path(data_dir), clf.bundle.metrics)
-    targets = Targets.fit(train)
+    targets = Targets.fit(train, len(NAMES))
     pool = val + test  # titles the classifier never trained on
     classes = clf.classify([e.title for e in pool])
     names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)

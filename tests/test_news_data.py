@@ -4,7 +4,8 @@ import pytest
 
 from conftest import SHARED_DATA
 from edge_rec_export.metrics import macro_f1, micro_f1, spearman
-from edge_rec_export.news_data import (CODES, Example, Targets, assign_splits, normalise, read_corpora, read_labelled,
+from edge_rec_export.corpus import Example, Targets, assign_splits, normalise
+from edge_rec_export.news_data import (CODES, read_corpora, read_labelled,
                                       read_transfer, split)
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(),
@@ -28,7 +29,7 @@ def test_dedup_and_disjoint_split(corpora):
 
 def test_targets(corpora):
     train, _, test = split(corpora, seed=13)
-    t = Targets.fit(train, n_tags=300)
+    t = Targets.fit(train, len(CODES), n_tags=300)
     assert len(t.tags) == 300
     idx = np.array([t.index(e) for e in test])
     known = idx[~np.isnan(idx)]
@@ -38,7 +39,7 @@ def test_targets(corpora):
 
 def test_index_target_definition():
     train = [Example("a", 0, ["k"]), Example("b", 0, ["k"]), Example("c", 1, ["k", "j"])]
-    t = Targets.fit(train, n_tags=2)
+    t = Targets.fit(train, len(CODES), n_tags=2)
     # P(cat 0 | k) = (2 + 1) / (3 + 15)
     assert t.index(Example("x", 0, ["k"])) == pytest.approx(3 / 18)
     assert t.index(Example("x", 1, ["k", "new"])) == pytest.approx((2 / 18 + 1 / len(CODES)) / 2)

