@@ -29,7 +29,7 @@ def titles() -> list[str]:
     """Held-out test titles (real lengths: median 19 tokens), or the demo titles without ../shared/data."""
     if (DATA / "toutiao_partial").is_dir():
         from edge_rec import load_bundle
-        from edge_rec_export.news_data import bundle_splits
+        from edge_rec_export.data.news_data import bundle_splits
         test = bundle_splits(DATA, load_bundle().metrics)[2]
         return [e.title for e in test[:256]]
     return demo_texts() * 5

@@ -31,7 +31,7 @@ def titles_1k():
     from conftest import DATA
     if (DATA / "toutiao_partial").is_dir():
         from edge_rec import load_bundle
-        from edge_rec_export.news_data import bundle_splits
+        from edge_rec_export.data.news_data import bundle_splits
         _, val, test = bundle_splits(DATA, load_bundle().metrics)
         return [e.title for e in (test + val)[:1100]]
     pytest.skip("../shared/data not present")

@@ -19,7 +19,7 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
     if variant == "student-int8-ort":
         return _ort(bundle.path, threads), None
     if variant == "student-int8-ort-format":
-        from edge_rec_export.mobile_bundle import make_mobile_bundle
+        from edge_rec_export.bundle.mobile_bundle import make_mobile_bundle
         return _ort(make_mobile_bundle(bundle.path, tmp / "mobile"), threads), None
     needed = {"student-fp32-ort": work / "student" / "model.json", "teacher-fp32-torch": work / "teacher.pt"}[variant]
     if not needed.exists():
@@ -28,8 +28,8 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
     from tokenizers import Tokenizer
     tok = bundle.tokenizer
     if variant == "student-fp32-ort":
-        from edge_rec_export.classifier_bundle import export_classifier, write_classifier_bundle
-        from edge_rec_export.train_classifier import load_without_embeddings
+        from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
+        from edge_rec_export.training.train_classifier import load_without_embeddings
         student, _ = load_without_embeddings(work / "student", work / "prep")
         ids = torch.tensor([[0, 6, 2]])
         fp32, _, _ = export_classifier(student, tmp, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
@@ -37,7 +37,7 @@ def build(variant: str, threads: int, work: Path, tmp: Path):
                                       name="fp32", primary_labels=bundle.primary_labels, tags=bundle.tags,
                                       max_length=tok["max_length"], pad_id=tok["pad_id"])
         return _ort(out, threads), None
-    from edge_rec_export.classifier import InferenceHead, load_checkpoint
+    from edge_rec_export.models.classifier import InferenceHead, load_checkpoint
     head = InferenceHead(load_checkpoint(work / "teacher.pt")[0])
     tokenizer = Tokenizer.from_file(str(bundle.file(tok["file"])))
     tokenizer.enable_truncation(tok["max_length"])

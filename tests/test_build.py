@@ -11,8 +11,8 @@ import pytest
 from conftest import TITLES, tiny_teacher
 from edge_rec import ContentClassifier, EdgeRecommender, load_bundle
 from edge_rec_export.cli import main as export_main
-from edge_rec_export.teacher_file import write_teacher
-from edge_rec_export.texts_input import InputError, read_events, read_labelled, read_unlabelled
+from edge_rec_export.data.teacher_file import write_teacher
+from edge_rec_export.data.texts_input import InputError, read_events, read_labelled, read_unlabelled
 
 POOLS = {"people": TITLES[0] + TITLES[1], "money": TITLES[2] + TITLES[4], "world": TITLES[3] + TITLES[5]}
 
@@ -170,8 +170,8 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_click_log_from_events_holds_out_the_last_clicked_visits():
-    from edge_rec_export.interactions import ItemTable, from_events
-    from edge_rec_export.texts_input import Event
+    from edge_rec_export.data.interactions import ItemTable, from_events
+    from edge_rec_export.data.texts_input import Event
 
     items = ItemTable.build([f"i{k}" for k in range(30)], [[1]] * 30, np.zeros(30), None, ["a"], 2)
     events = [Event("u", f"i{t}", float(t), True) for t in range(5)] + [Event("u", "i9", 2.0, False)]

@@ -110,7 +110,7 @@ def test_missing_directory(tmp_path):
 
 def test_mobile_bundle_ort_format(tiny_bundle, tmp_path):
     from conftest import TITLES
-    from edge_rec_export.mobile_bundle import make_mobile_bundle
+    from edge_rec_export.bundle.mobile_bundle import make_mobile_bundle
     mobile = make_mobile_bundle(tiny_bundle, tmp_path / "mobile")
     b = load_bundle(mobile)
     assert b.model_file("classifier").name == "classifier.ort"
@@ -129,7 +129,7 @@ def test_mobile_bundle_ort_format(tiny_bundle, tmp_path):
 
 
 def test_ort_file_preferred_when_both_present(tiny_bundle, tmp_path):
-    from edge_rec_export.mobile_bundle import make_mobile_bundle
+    from edge_rec_export.bundle.mobile_bundle import make_mobile_bundle
     both = make_mobile_bundle(tiny_bundle, tmp_path / "both", keep_onnx=True)
     b = load_bundle(both)
     assert b.model("classifier")["file"] == "classifier.onnx"

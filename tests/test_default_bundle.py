@@ -22,7 +22,7 @@ def test_manifest_records_every_step(bundle):
 
 
 def test_int8_graph_is_quantized(bundle):
-    from edge_rec_export.quantize import float_matmuls, op_counts
+    from edge_rec_export.bundle.quantize import float_matmuls, op_counts
     path = bundle.model_file("classifier")
     ops = op_counts(path)
     assert ops["MatMulInteger"] >= 2 * 6  # 2 layers x (q, k, v, out, ff in, ff out)
@@ -32,7 +32,7 @@ def test_int8_graph_is_quantized(bundle):
 @pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(), reason="../shared/data not present")
 def test_held_out_accuracy_through_the_runtime(bundle):
     """Raw test titles through tokenizer + session + post-processing agree with the accuracy measured at export."""
-    from edge_rec_export.news_data import bundle_splits
+    from edge_rec_export.data.news_data import bundle_splits
     test = bundle_splits(SHARED_DATA, bundle.metrics)[2][:600]
     results = ContentClassifier(bundle, profile="pc").classify([e.title for e in test])
     acc = np.mean([bundle.primary_labels.index(r.primary) == e.label for r, e in zip(results, test)])
@@ -74,7 +74,7 @@ def test_stated_interests_change_the_results(bundle):
     from collections import defaultdict
 
     from edge_rec import EdgeRecommender
-    from edge_rec_export.news_data import NAMES, bundle_splits
+    from edge_rec_export.data.news_data import NAMES, bundle_splits
 
     by_label = defaultdict(list)
     for e in bundle_splits(SHARED_DATA, bundle.metrics)[2]:

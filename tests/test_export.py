@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import random_batch, tiny_model
-from edge_rec_export.classifier import InferenceHead
-from edge_rec_export.onnx_export import ParityError, check_parity, run_onnx
-from edge_rec_export.quantize import float_matmuls, op_counts
+from edge_rec_export.models.classifier import InferenceHead
+from edge_rec_export.bundle.onnx_export import ParityError, check_parity, run_onnx
+from edge_rec_export.bundle.quantize import float_matmuls, op_counts
 
 
 def test_fp32_parity_within_1e4(tiny_export):
@@ -55,7 +55,7 @@ def test_int8_primary_agrees_with_fp32(tiny_export):
 
 
 def test_model_config_validation():
-    from edge_rec_export.encoder import EncoderConfig
+    from edge_rec_export.models.encoder import EncoderConfig
     with pytest.raises(ValueError, match="divisible"):
         EncoderConfig(hidden=30, heads=4)
     with pytest.raises(ValueError, match="layers"):
@@ -73,7 +73,7 @@ def test_mean_pool_ignores_padding():
 
 
 def test_hashed_ngrams_ignore_padding_and_see_order():
-    from edge_rec_export.ngram_wide import HashedNgrams, WideConfig
+    from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
 
     torch.manual_seed(0)
     wide = HashedNgrams(WideConfig(buckets=1009, dim=8))
@@ -87,7 +87,7 @@ def test_hashed_ngrams_ignore_padding_and_see_order():
 
 
 def test_tag_threshold_grid_contains_its_optimum():
-    from edge_rec_export.package_classifier import TAG_GRID, best_threshold
+    from edge_rec_export.bundle.package_classifier import TAG_GRID, best_threshold
 
     assert TAG_GRID[0] < 0.05 and TAG_GRID[-1] > 0.9
     assert best_threshold(lambda t: -(t - 0.65) ** 2 + 1) == 0.65  # an optimum above 0.5 is found

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from edge_rec_export.metrics import macro_f1, micro_f1, spearman
-from edge_rec_export.corpus import Example, Targets, assign_splits, normalise
-from edge_rec_export.news_data import (CODES, read_corpora, read_labelled,
+from edge_rec_export.training.metrics import macro_f1, micro_f1, spearman
+from edge_rec_export.data.corpus import Example, Targets, assign_splits, normalise
+from edge_rec_export.data.news_data import (CODES, read_corpora, read_labelled,
                                       read_transfer, split)
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(),

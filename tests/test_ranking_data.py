@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from edge_rec_export.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
-from edge_rec_export.metrics import auc, gauc, ranking_at_k
-from edge_rec_export.corpus import Example
-from edge_rec_export.user_simulator import SimConfig, _visits
+from edge_rec_export.data.interactions import Impression, ItemTable, ClickLog, read_bing, read_movielens, samples
+from edge_rec_export.training.metrics import auc, gauc, ranking_at_k
+from edge_rec_export.data.corpus import Example
+from edge_rec_export.data.user_simulator import SimConfig, _visits
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "movielens_100k").is_dir(), reason="../shared/data not present")
 
@@ -67,7 +67,7 @@ def _pool():
 
 
 def test_simulator_is_seeded_and_splits_by_visit():
-    from edge_rec_export.corpus import Targets
+    from edge_rec_export.data.corpus import Targets
 
     pool, _ = _pool()
     targets = Targets.fit(pool, 15, 7)
@@ -84,8 +84,8 @@ def test_simulator_is_seeded_and_splits_by_visit():
 
 def test_ctr_model_learns_interest_from_history():
     """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
-    from edge_rec_export.ctr import CTRConfig, CTRModel
-    from edge_rec_export.train_ranking import ItemTensors, fit, report, score
+    from edge_rec_export.models.ctr import CTRConfig, CTRModel
+    from edge_rec_export.training.train_ranking import ItemTensors, fit, report, score
 
     rng = np.random.default_rng(0)
     n = 60
@@ -106,7 +106,7 @@ def test_ctr_model_learns_interest_from_history():
 
 
 def test_ranking_ties_are_broken_against_the_click():
-    from edge_rec_export.metrics import ranking_at_k
+    from edge_rec_export.training.metrics import ranking_at_k
 
     y = np.array([1.0] + [0.0] * 19)  # the click listed first, as the logs list it
     flat = ranking_at_k(np.zeros(20), y, np.zeros(20), k=10)
@@ -117,8 +117,8 @@ def test_ranking_ties_are_broken_against_the_click():
 
 def test_ranking_baselines_learn_from_training_clicks():
     """On a log where everyone clicks items 1-3 and never 4-6, every baseline ranks 1-3 first on test visits."""
-    from edge_rec_export.interactions import ClickLog, Impression, ItemTable
-    from edge_rec_export.ranking_baselines import MODELS, baselines, interactions
+    from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable
+    from edge_rec_export.training.ranking_baselines import MODELS, baselines, interactions
 
     items = ItemTable.build([str(i) for i in range(6)], [[1]] * 6, np.full(6, 0.5), np.zeros((6, 0), np.float32),
                             ["l"], 1)

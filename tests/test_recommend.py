@@ -11,7 +11,7 @@ from conftest import TITLES, make_rec_bundle
 from edge_rec import BundleError, Classification, EdgeRecommender, Item, User
 from edge_rec.cli import main as cli
 from edge_rec.recall import tag_match, top_d
-from edge_rec_export.quantize import float_matmuls
+from edge_rec_export.bundle.quantize import float_matmuls
 
 POOL = [{"id": f"c{i}", "text": t + f" {i}"} for i, t in enumerate(TITLES * 3)]
 HISTORY = [{"id": f"h{i}", "text": t} for i, t in enumerate(TITLES[:5])]
@@ -284,9 +284,9 @@ def test_vector_store_top_checks_its_arguments(refs, d, mode, match):
 
 def test_lam_is_tuned_on_validation_visits_and_reported_beside_lam_1(tiny_ranking):
     from conftest import tiny_click_log
-    from edge_rec_export.interactions import ClickLog
-    from edge_rec_export.package_ranking import LAM_GRID, onnx_scores, tune_lam
-    from edge_rec_export.train_ranking import ItemTensors
+    from edge_rec_export.data.interactions import ClickLog
+    from edge_rec_export.bundle.package_ranking import LAM_GRID, onnx_scores, tune_lam
+    from edge_rec_export.training.train_ranking import ItemTensors
 
     items, visits = tiny_click_log()
     log = ClickLog("tiny", items, visits, visits, visits)
@@ -295,6 +295,6 @@ def test_lam_is_tuned_on_validation_visits_and_reported_beside_lam_1(tiny_rankin
     assert r["lam_tuned_on_val"] in LAM_GRID and len(r["val_ndcg@10"]) == len(LAM_GRID)
     # Validation and test are the same visits here, so the tuned lam cannot do worse than lam = 1 on test.
     assert r["test_tuned_lam"]["ndcg@10"] >= r["test_lam_1"]["ndcg@10"]
-    from edge_rec_export.interactions import samples
-    from edge_rec_export.train_ranking import report
+    from edge_rec_export.data.interactions import samples
+    from edge_rec_export.training.train_ranking import report
     assert r["test_lam_1"] == report(onnx_scores(tiny_ranking["ranker"], tensors, visits), samples(visits, 1))

@@ -156,7 +156,7 @@ def test_classification_round_trips_through_json(clf):
 
 def test_index_calibration_maps_c_to_a_percentile_within_its_category(tiny_export, tmp_path):
     from conftest import LABELS, make_bundle
-    from edge_rec_export.package_classifier import index_calibration
+    from edge_rec_export.bundle.package_classifier import index_calibration
 
     raw = ContentClassifier(make_bundle(tmp_path / "raw", tiny_export[2])).classify(TITLES)
     probs = (np.eye(len(LABELS))[[LABELS.index(r.primary) for r in raw]], None, np.array([r.index for r in raw]))

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from edge_rec_export.ctr import CTRConfig, CTRModel
-from edge_rec_export.gan_augment import GANConfig, GANObjective, distance
-from edge_rec_export.interactions import ClickLog, Impression, ItemTable, Samples, samples
-from edge_rec_export.joint_ctr import JointCTR, JointCTRConfig
-from edge_rec_export.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
-from edge_rec_export.train_ranking import ItemTensors, click_loss, fit, score
+from edge_rec_export.models.ctr import CTRConfig, CTRModel
+from edge_rec_export.models.gan_augment import GANConfig, GANObjective, distance
+from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable, Samples, samples
+from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
+from edge_rec_export.data.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
+from edge_rec_export.training.train_ranking import ItemTensors, click_loss, fit, score
 
 GENRES = ["genre:a", "genre:b", "genre:c"]
 SIZE = dict(history_length=5, label_dim=8, vector_proj=8, item_dim=8, hidden=8, mlp=16, dropout=0.0)
@@ -152,8 +152,8 @@ def test_gan_objective_alternates_generator_and_discriminator_steps():
 
 
 def test_train_all_with_channels_trains_joint_models_that_export(tmp_path):
-    from edge_rec_export.package_ranking import export_ranking_model, onnx_scores
-    from edge_rec_export.train_ranking import load, train_all
+    from edge_rec_export.bundle.package_ranking import export_ranking_model, onnx_scores
+    from edge_rec_export.training.train_ranking import load, train_all
 
     log = genre_log(users=9, visits=6)
     results = train_all(log, tmp_path, epochs=1, lr=1e-2, batch=64, seed=0, channels="genre:", logf=lambda m: None)

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import TITLES, tiny_teacher
-from edge_rec_export.encoder import Encoder
-from edge_rec_export.teacher_file import (F32, Q4_0, RawTensor, TeacherFormatError, encoder_state_dict,
+from edge_rec_export.models.encoder import Encoder
+from edge_rec_export.data.teacher_file import (F32, Q4_0, RawTensor, TeacherFormatError, encoder_state_dict,
                                  read_teacher, write_teacher)
-from edge_rec_export.tokenizer import build_tokenizer
+from edge_rec_export.data.tokenizer import build_tokenizer
 
 
 def test_roundtrip_and_dequantization(tmp_path):

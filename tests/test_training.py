@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from edge_rec_export.classifier_bundle import export_classifier
-from edge_rec_export.teacher_file import write_teacher
-from edge_rec_export.train_classifier import load_without_embeddings, main, tag_loss, teacher_layers
+from edge_rec_export.bundle.classifier_bundle import export_classifier
+from edge_rec_export.data.teacher_file import write_teacher
+from edge_rec_export.training.train_classifier import load_without_embeddings, main, tag_loss, teacher_layers
 from test_teacher_file import tiny_teacher
 
 
@@ -77,7 +77,7 @@ def test_cache_finetune_distill(prep):
     assert info["metrics"]["student_fp32_torch"]["accuracy"] > 0.5
     assert student.wide is not None and "distilling on 256 titles" in (prep / "student" / "train.log").read_text()
     # The frozen word embeddings come back bit for bit from the teacher file.
-    from edge_rec_export.teacher_file import read_teacher
+    from edge_rec_export.data.teacher_file import read_teacher
     np.testing.assert_array_equal(student.encoder.word.weight.detach().numpy(),
                                   read_teacher(prep / "teacher.e5s1").array("emb.word"))
     ids = torch.tensor([[0, 10, 40, 2]])

@@ -3,10 +3,10 @@ import numpy as np
 import torch
 
 from conftest import TITLES
-from edge_rec_export.encoder import Encoder
-from edge_rec_export.teacher_file import encoder_state_dict
-from edge_rec_export.tokenizer import build_tokenizer
-from edge_rec_export.vocab_prune import prune
+from edge_rec_export.models.encoder import Encoder
+from edge_rec_export.data.teacher_file import encoder_state_dict
+from edge_rec_export.data.tokenizer import build_tokenizer
+from edge_rec_export.data.vocab_prune import prune
 from test_teacher_file import tiny_teacher
 
 

@@ -1,0 +1,162 @@
+"""Ranking checkpoints -> ONNX fp32 (verified) -> INT8, scored on held-out visits in onnxruntime, added to a bundle.
+
+    # held-out figures of the ONNX models on a log (e.g. MovieLens), no bundle written:
+    python -m edge_rec_export.bundle.package_ranking --run work/ranking/ml --log movielens
+    # the default bundle's recall and ranker models, trained on the simulated log:
+    python -m edge_rec_export.bundle.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
+
+The recall model (DSSM) ships in fp32: it is a few embedding rows and two small MLPs, and INT8 gains nothing there.
+The ranker (CTR student) ships in INT8 only when it keeps the fp32 AUC within `INT8_AUC_BUDGET` *and* runs faster:
+at these widths (16-32) dynamic quantization of each small MatMul can cost more than it saves.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_rec.bundle import load_bundle
+from edge_rec.sessions import make_session
+from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
+from edge_rec_export.data.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
+from edge_rec_export.bundle.onnx_export import check_parity, export_onnx
+from edge_rec_export.bundle.package_classifier import p50_ms
+from edge_rec_export.bundle.quantize import quantize_int8
+from edge_rec_export.training.ranking_baselines import baselines
+from edge_rec_export.training.train_ranking import ItemTensors, load, report, score
+
+PARITY_ATOL = 1e-4
+INT8_AUC_BUDGET = 0.005
+CANDIDATE_INPUTS = ("cand_labels", "cand_index", "cand_vector")
+
+
+def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int, names) -> dict[str, torch.Tensor]:
+    """One visit: the user's history as a batch of one (1, H, ...) against all its shown items (N, ...)."""
+    hist = samples([imp], history_length).hist[:1]
+    return tensors.feeds(hist, imp.shown, names)
+
+
+def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:
+    """Export fp32 to `path` and check parity on a few real visits. Returns (file, max abs diff)."""
+    names = model.feed_names
+    h = model.cfg.history_length
+    feeds = [impression_feeds(tensors, imp, h, names) for imp in examples]
+    scorer = model.eval()
+    dynamic = {k: {0: "candidates"} for k in names if k in CANDIDATE_INPUTS}
+    export_onnx(scorer, feeds[0], ["score"], path, dynamic)
+    return path, max(check_parity(scorer, path, f, ["score"], PARITY_ATOL) for f in feeds)
+
+
+def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], threads: int = 2) -> np.ndarray:
+    sess = make_session(path, threads)
+    names = [i.name for i in sess.get_inputs()]
+    h = sess.get_inputs()[0].shape[1]
+    out = []
+    for imp in visits:
+        feeds = impression_feeds(tensors, imp, h, names)
+        out.append(sess.run(["score"], {k: v.numpy() for k, v in feeds.items()})[0])
+    return np.concatenate(out)
+
+
+def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], dict]:
+    """Export recall (fp32) and ranker (INT8 if within budget) from `run`; returns their files and test figures."""
+    tensors = ItemTensors(log.items)
+    dssm, teacher, student = (load(run / f"{n}.pt")[0] for n in ("dssm", "ctr_teacher", "ctr_student"))
+    examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
+    recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx")
+    ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx")
+    ranker_int8 = quantize_int8(ranker_fp32, workdir / "ranker.int8.onnx")
+    figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
+               "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
+    for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
+        test = samples(log.test, model.cfg.history_length)
+        figures[name] = report(score(model, tensors, test), test)
+    rows = samples(log.test, 1)  # onnx_scores returns one score per shown item, in this order
+    for name, path in (("recall_dssm_fp32_onnx", recall), ("ctr_student_fp32_onnx", ranker_fp32),
+                       ("ctr_student_int8_onnx", ranker_int8)):
+        figures[name] = report(onnx_scores(path, tensors, log.test), rows)
+    loss = figures["ctr_student_fp32_onnx"]["auc"] - figures["ctr_student_int8_onnx"]["auc"]
+    example = {k: v.numpy() for k, v in impression_feeds(tensors, examples[0], student.cfg.history_length,
+                                                         student.feed_names).items()}
+    speed = {"candidates": len(examples[0].shown)}
+    for precision, path in (("fp32", ranker_fp32), ("int8", ranker_int8)):
+        sess = make_session(path, 1)
+        speed[precision] = round(p50_ms(lambda: sess.run(None, example)), 3)
+    use_int8 = loss <= INT8_AUC_BUDGET and speed["int8"] < speed["fp32"]
+    ranker = ranker_int8 if use_int8 else ranker_fp32
+    figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
+                    "ranker_latency_1_thread_p50_ms": speed,
+                    "recommendation_degree": tune_lam(ranker, tensors, log), "baselines": baselines(log)})
+    return {"recall": recall, "ranker": ranker}, figures
+
+
+LAM_GRID = [round(x, 1) for x in np.arange(0.0, 1.01, 0.1)]
+
+
+def tune_lam(ranker: Path, tensors: ItemTensors, log: ClickLog) -> dict:
+    """R = lam * p + (1 - lam) * c on held-out visits: lam with the best nDCG@10 on validation (ties: the larger
+    lam), and the test figures of that lam beside lam = 1 (the ranker alone), so c's worth is measured."""
+    def scored(visits):  # the ranker runs once per visit set; only the mix with c changes with lam
+        rows = samples(visits, 1)
+        return rows, onnx_scores(ranker, tensors, visits), log.items.index[rows.target]
+
+    def figures(scores, lam):
+        rows, p, c = scores
+        return report(lam * p + (1.0 - lam) * c, rows)
+
+    val_scores, test_scores = scored(log.val), scored(log.test)
+    val = {lam: figures(val_scores, lam)["ndcg@10"] for lam in LAM_GRID}
+    best = max(LAM_GRID, key=lambda lam: (val[lam], lam))
+    return {"lam_tuned_on_val": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
+            "test_tuned_lam": figures(test_scores, best), "test_lam_1": figures(test_scores, 1.0)}
+
+
+def add_to_bundle(bundle_dir: Path, models: dict[str, Path], manifest_update: dict) -> None:
+    """Copy `models` (role -> onnx) into an existing bundle and rewrite its manifest with their signatures."""
+    bundle = load_bundle(bundle_dir)
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "created_by", "files")}
+    for role, src in models.items():
+        shutil.copyfile(src, bundle_dir / f"{role}.onnx")
+        manifest["models"][role] = {"file": f"{role}.onnx", **io_signature(bundle_dir / f"{role}.onnx")}
+    for key, value in manifest_update.items():
+        manifest[key] = {**manifest.get(key, {}), **value} if isinstance(value, dict) else value
+    names = sorted({*bundle.manifest["files"], *(f"{role}.onnx" for role in models)})
+    write_manifest(bundle_dir, manifest, names)
+
+
+# Recall and ranking knobs the default bundle ships with (seed 000 S3-S5); every one can be overridden per call.
+PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
+            "lam": 0.8, "k": 10, "max_interest_tags": 5, "screen_share": 0.2, "out_of_scope": "last"}
+
+
+def package_into(run: Path, log: ClickLog, bundle_dir: Path | None) -> dict:
+    """Export and measure the models of `run`; with `bundle_dir`, add them (and the tuned lam) to that bundle."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files, figures = package(run, log, Path(tmp))
+        (run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")
+        if bundle_dir:
+            lam = figures["recommendation_degree"]["lam_tuned_on_val"]
+            add_to_bundle(bundle_dir, files, {
+                "ranking": {"labels": log.items.label_names},
+                "pipeline": {**PIPELINE, "lam": lam}, "metrics": {"ranking": figures}})
+    return figures
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.bundle.package_ranking", description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="folder with dssm.pt, ctr_teacher.pt, ctr_student.pt")
+    ap.add_argument("--log", required=True, help="'movielens' or a gzipped pickled ClickLog")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
+    a = ap.parse_args(argv)
+    log = read_movielens(a.data) if a.log == "movielens" else read_log_file(Path(a.log))
+    print(json.dumps(package_into(a.run, log, a.bundle), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""One interaction format for every click log the ranking models train on, and readers for the real ones.
+
+An item is a row of an `ItemTable`: label ids (content labels, 0 = none), a category index c in [0, 1] and an
+optional semantic vector. An `Impression` is one visit: a user, a time, the items the user clicked before it
+(oldest first), the items shown and which were clicked. Readers turn a raw log into train/val/test impressions;
+`samples` flattens impressions into (history, target, click) rows for training and scoring.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PAD = 0  # item row 0 and label id 0 are padding
+
+
+@dataclass
+class ItemTable:
+    ids: list[str]  # row r -> the item's id in its source; row 0 is the padding item
+    labels: np.ndarray  # (n, K) int64 label ids (1-based into label_names), 0 = none
+    index: np.ndarray  # (n,) float32 category index c
+    vectors: np.ndarray  # (n, V) float32 semantic vectors; V = 0 when the log has none
+    label_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, ids: list[str], labels: list[list[int]], index, vectors, label_names: list[str], max_labels: int):
+        """Rows for `ids` (row 0, the padding item, is added here); labels are cut to the first `max_labels`."""
+        n = len(ids) + 1
+        lab = np.zeros((n, max_labels), dtype=np.int64)
+        for r, ls in enumerate(labels, start=1):
+            ls = ls[:max_labels]
+            lab[r, :len(ls)] = ls
+        vec = np.zeros((n, 0 if vectors is None else vectors.shape[1]), dtype=np.float32)
+        if vectors is not None:
+            vec[1:] = vectors
+        return cls([""] + list(ids), lab, np.concatenate([[0.0], index]).astype(np.float32), vec, label_names)
+
+
+@dataclass
+class Impression:
+    user: int
+    time: int
+    history: np.ndarray  # (h,) item rows clicked before this visit, oldest first
+    shown: np.ndarray  # (s,) item rows
+    clicks: np.ndarray  # (s,) 1.0 clicked, 0.0 shown and not clicked
+    real: int | None = None  # the first `real` shown items were really exposed, the rest are sampled; None = all
+
+
+@dataclass
+class ClickLog:
+    name: str
+    items: ItemTable
+    train: list[Impression]
+    val: list[Impression]
+    test: list[Impression]
+    notes: str = ""
+
+    def split(self, name: str) -> list[Impression]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+@dataclass
+class Samples:
+    hist: np.ndarray  # (S, H) item rows, most recent last, left-padded with 0
+    target: np.ndarray  # (S,) item rows
+    y: np.ndarray  # (S,) float32 click
+    group: np.ndarray  # (S,) impression number, for per-user/per-list metrics
+    user: np.ndarray  # (S,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def samples(impressions: list[Impression], history_length: int) -> Samples:
+    """One row per shown item, with the last `history_length` clicks before its visit."""
+    n = sum(len(imp.shown) for imp in impressions)
+    hist = np.zeros((n, history_length), dtype=np.int64)
+    target, y = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float32)
+    group, user = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    row = 0
+    for g, imp in enumerate(impressions):
+        h = imp.history[-history_length:]
+        s = len(imp.shown)
+        if len(h):
+            hist[row:row + s, history_length - len(h):] = h
+        target[row:row + s], y[row:row + s] = imp.shown, imp.clicks
+        group[row:row + s], user[row:row + s] = g, imp.user
+        row += s
+    return Samples(hist, target, y, group, user)
+
+
+# ---------------------------------------------------------------- MovieLens-100k
+def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100, seed: int = 0) -> ClickLog:
+    """MovieLens-100k as clicks: rating >= 4 is a click, a lower rating a shown-but-not-clicked item.
+
+    Per user, by time: the last click is the test visit and the one before it the validation visit, each scored
+    against `eval_negatives` movies the user never rated (the usual leave-last-out protocol); every earlier rating
+    is a training visit, clicks joined by `negatives` never-rated movies. Item labels: the movie's genres plus its
+    own id label; c: the movie's smoothed click rate among its training ratings.
+    """
+    root = Path(data_dir) / "movielens_100k"
+    genres = [line.split("|")[0] for line in (root / "u.genre").read_text(encoding="latin-1").splitlines() if line]
+    movie_genres: dict[int, list[int]] = {}
+    for line in (root / "u.item").read_text(encoding="latin-1").splitlines():
+        f = line.split("|")
+        movie_genres[int(f[0])] = [g for g, flag in enumerate(f[5:5 + len(genres)]) if flag == "1"]
+    movies = sorted(movie_genres)
+    row_of = {m: r for r, m in enumerate(movies, start=1)}
+    ratings = np.loadtxt(root / "u.data", dtype=np.int64)  # user, item, rating, time
+    ratings = ratings[np.lexsort((ratings[:, 1], ratings[:, 3], ratings[:, 0]))]
+    rng = np.random.default_rng(seed)
+    n_items = len(movies) + 1
+    train, val, test = [], [], []
+    likes, seen = np.zeros(n_items), np.zeros(n_items)
+    for u in np.unique(ratings[:, 0]):
+        rows = ratings[ratings[:, 0] == u]
+        items = np.array([row_of[m] for m in rows[:, 1]])
+        clicked = rows[:, 2] >= 4
+        click_pos = np.flatnonzero(clicked)
+        rated = np.zeros(n_items, dtype=bool)
+        rated[items] = True
+        rated[0] = True
+        unrated = np.flatnonzero(~rated)
+        held = click_pos[-2:] if len(click_pos) >= 3 else []
+        cut = held[0] if len(held) else len(rows)
+        for i in range(cut):
+            hist = items[:i][clicked[:i]]
+            if clicked[i]:
+                shown = np.concatenate([[items[i]], rng.choice(unrated, negatives, replace=False)])
+                train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)), real=1))
+            else:
+                train.append(Impression(int(u), int(rows[i, 3]), hist, items[i:i + 1], np.zeros(1, np.float32)))
+            likes[items[i]] += clicked[i]
+            seen[items[i]] += 1
+        for split_, i in zip((val, test), held):
+            shown = np.concatenate([[items[i]], rng.choice(unrated, eval_negatives, replace=False)])
+            split_.append(Impression(int(u), int(rows[i, 3]), items[:i][clicked[:i]], shown, _first_clicked(len(shown))))
+    prior = likes.sum() / seen.sum()
+    c = (likes[1:] + 5 * prior) / (seen[1:] + 5)  # click rate shrunk toward the global rate by 5 pseudo-ratings
+    label_names = [f"genre:{g}" for g in genres] + [f"movie:{m}" for m in movies]
+    labels = [[g + 1 for g in movie_genres[m]] + [len(genres) + r] for r, m in enumerate(movies, start=1)]
+    items = ItemTable.build([str(m) for m in movies], [ls[-1:] + ls[:-1] for ls in labels], c, None,
+                            label_names, max_labels=4)
+    return ClickLog("movielens-100k", items, train, val, test,
+                    notes="rating>=4 = click; leave-last-out by time; 100 never-rated movies per eval visit")
+
+
+def _first_clicked(n: int) -> np.ndarray:
+    y = np.zeros(n, dtype=np.float32)
+    y[0] = 1.0
+    return y
+
+
+# ---------------------------------------------------------------- Bing news (DKN sample)
+def read_bing(data_dir: Path, vectors: dict[str, np.ndarray] | None = None, val_share: float = 0.1,
+              min_entity_count: int = 2, seed: int = 0) -> ClickLog:
+    """The DKN Bing news sample (`user\\ttitle\\tlabel\\tentities`): its own train/test files.
+
+    A visit's history is the user's clicked training titles (the item itself left out); the log has no time, so
+    file order stands in. Labels: the title's entities seen at least `min_entity_count` times in training.
+    `vectors` maps a title to its semantic vector (e.g. `text_vectors.e5_vectors`); the log carries no category
+    index, so c = 0.5 throughout.
+    """
+    root = Path(data_dir) / "dkn_bing_news_sample"
+    parts = {name: [line.split("\t") for line in (root / f"raw_{name}.txt").read_text(encoding="utf-8").splitlines()
+                    if line.strip()] for name in ("train", "test")}
+    titles = sorted({r[1] for rows in parts.values() for r in rows})
+    row_of = {t: i for i, t in enumerate(titles, start=1)}
+    ents = {r[1]: [e.split(":")[0] for e in r[3].split(";") if e] for rows in parts.values() for r in rows}
+    counts = Counter(e for r in parts["train"] for e in ents[r[1]])
+    kept = sorted(e for e, n in counts.items() if n >= min_entity_count)
+    label_of = {e: i for i, e in enumerate(kept, start=1)}
+    labels = [[label_of[e] for e in ents[t] if e in label_of] for t in titles]
+    vec = None if vectors is None else np.stack([vectors[t] for t in titles]).astype(np.float32)
+    items = ItemTable.build(titles, labels, np.full(len(titles), 0.5), vec, [f"entity:{e}" for e in kept], 4)
+    users = {u: i for i, u in enumerate(sorted({r[0] for rows in parts.values() for r in rows}))}
+    clicks: dict[str, list[int]] = defaultdict(list)
+    for r in parts["train"]:
+        if r[2] == "1":
+            clicks[r[0]].append(row_of[r[1]])
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(len(parts["train"])) < val_share
+    out = {"train": [], "val": [], "test": []}
+    for i, r in enumerate(parts["train"] + parts["test"]):
+        split_ = "test" if i >= len(parts["train"]) else ("val" if is_val[i] else "train")
+        item = row_of[r[1]]
+        hist = np.array([h for h in clicks[r[0]] if h != item], dtype=np.int64)
+        out[split_].append(Impression(users[r[0]], i, hist, np.array([item]), np.array([float(r[2])], np.float32)))
+    return ClickLog("bing-news", items, out["train"], out["val"], out["test"],
+                    notes="DKN sample; history = the user's clicked training titles; c = 0.5")
+
+
+def read_log_file(path: Path) -> ClickLog:
+    """A gzipped pickled `ClickLog` (e.g. from `edge_rec_export.data.user_simulator`)."""
+    return pickle.loads(gzip.decompress(Path(path).read_bytes()))
+
+
+def add_log_arguments(ap) -> None:
+    """The command-line choice of click log shared by the trainers: `log`, `--log-file`, `--data`."""
+    ap.add_argument("log", choices=["movielens", "bing", "file"])
+    ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
+                    "edge_rec_export.data.user_simulator)")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+
+
+# ---------------------------------------------------------------- an app's own click log (edge-rec-export build)
+def from_events(events, items: ItemTable, name: str, negatives: int = 4, eval_negatives: int = 100,
+                seed: int = 0) -> ClickLog:
+    """A click log of `texts_input.Event`s over `items` (ids = the labelled texts' ids).
+
+    A visit is one user's events at one time: the items shown then, clicked where any positive event (click, like,
+    share) was recorded. Per user, by time: the last visit with a click is the test visit and the one before it the
+    validation visit (users with at least 3 such visits), each scored against `eval_negatives` items the user never
+    met; earlier visits train, a visit with no unclicked item joined by `negatives` such items. A visit's history is
+    the user's clicks of earlier visits (the MovieLens protocol of `read_movielens`)."""
+    row_of = {item_id: r for r, item_id in enumerate(items.ids) if r}
+    visits: dict[str, dict[float, dict[int, bool]]] = defaultdict(lambda: defaultdict(dict))
+    for e in events:
+        shown = visits[e.user][e.time]
+        shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+    rng = np.random.default_rng(seed)
+    n_items = len(items)
+    out = {"train": [], "val": [], "test": []}
+    for u, user in enumerate(sorted(visits)):
+        times = sorted(visits[user])
+        met = np.zeros(n_items, dtype=bool)
+        met[0] = True
+        for t in times:
+            met[list(visits[user][t])] = True
+        unmet = np.flatnonzero(~met)
+        clicked_at = [t for t in times if any(visits[user][t].values())]
+        held = dict(zip(clicked_at[-2:], ("val", "test"))) if len(clicked_at) >= 3 else {}
+        history: list[int] = []
+        for t in times:
+            rows = list(visits[user][t])
+            clicks = np.array([visits[user][t][r] for r in rows], dtype=np.float32)
+            split_ = held.get(t, "train")
+            extra = eval_negatives if split_ != "train" else (negatives if clicks.all() else 0)
+            extra = rng.choice(unmet, min(extra, len(unmet)), replace=False) if extra else np.zeros(0, np.int64)
+            out[split_].append(Impression(u, int(t), np.array(history, dtype=np.int64),
+                                          np.concatenate([rows, extra]).astype(np.int64),
+                                          np.concatenate([clicks, np.zeros(len(extra), np.float32)]),
+                                          real=len(rows) if len(extra) else None))
+            history += [r for r in rows if visits[user][t][r]]
+    if not out["val"] or not out["test"]:
+        raise ValueError(f"click log {name!r}: no user has 3 visits with a click, so nothing can be held out for "
+                         "validation and test; a ranker needs a longer log")
+    return ClickLog(name, items, out["train"], out["val"], out["test"],
+                    notes=f"{len(events)} events of {len(visits)} users; leave-last-out per user by time; "
+                          f"{eval_negatives} never-met items per held-out visit")

@@ -1,0 +1,106 @@
+"""The builder's validation sets, written from ../shared/data in `edge-rec-export build`'s input formats: data that
+no default was tuned on, each in another language, taxonomy or medium.
+
+    python -m edge_rec_export.data.validation_inputs --data ../shared/data --out work/byo
+    edge-rec-export build --texts work/byo/ag_news/texts.jsonl --out bundles/ag-news        # and so on per set
+
+ag_news   English news titles, 4 classes (AG News test split; 7,600 titles)
+thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + test; 20,000 titles)
+kuairec   Chinese short-video captions, first-level category as label, second-level as secondary label
+mind      English news (MIND slice): category as label, subcategory as secondary label, and its impression log as
+          the click log (history clicks at the user's first visit time, then each impression's clicks and skips)
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+AG_NEWS_LABELS = {"1": "world", "2": "sports", "3": "business", "4": "sci/tech"}
+
+
+def ag_news(data: Path):
+    with open(data / "ag_news_test" / "test.csv", encoding="utf-8", newline="") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            yield {"id": f"ag{i}", "text": row["title"], "label": AG_NEWS_LABELS[row["label"]]}, None
+
+
+def thucnews(data: Path):
+    root = data / "thucnews_titles_devtest"
+    names = (root / "class.txt").read_text(encoding="utf-8").split()
+    for part in ("dev", "test"):
+        for i, line in enumerate((root / f"{part}.txt").read_text(encoding="utf-8").splitlines()):
+            title, _, label = line.rpartition("\t")
+            if title.strip():
+                yield {"id": f"{part}{i}", "text": title, "label": names[int(label)]}, None
+
+
+def kuairec(data: Path):
+    with open(data / "kuairec_captions" / "kuairec_caption_category.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            label, sub = row["first_level_category_name"], row["second_level_category_name"]
+            if row["caption"].strip() and label not in (None, "", "UNKNOWN"):
+                yield {"id": row["video_id"], "text": row["caption"].strip(), "label": label,
+                       "labels": [sub] if sub not in (None, "", "UNKNOWN") else []}, None
+
+
+def mind(data: Path):
+    root = data / "mind_subset"
+    known = set()
+    for line in (root / "news.tsv").read_text(encoding="utf-8").splitlines():
+        f = line.split("\t")
+        known.add(f[0])
+        yield {"id": f[0], "text": f[3], "label": f[1], "labels": [f[2]]}, None
+    first_seen: dict[str, int] = {}
+    rows = []
+    for line in (root / "behaviors.tsv").read_text(encoding="utf-8").splitlines():
+        _, user, when, history, impressions = line.split("\t")
+        t = int(datetime.strptime(when, "%m/%d/%Y %I:%M:%S %p").timestamp())
+        first_seen[user] = min(t, first_seen.get(user, t))
+        rows.append((user, t, history.split(), impressions.split()))
+    clicked_history = set()
+    for user, t, history, impressions in rows:
+        if user not in clicked_history:  # a user's history clicks come before their first logged visit
+            clicked_history.add(user)
+            for item in history:
+                if item in known:
+                    yield None, {"user": user, "item": item, "time": first_seen[user] - 1, "event": "click"}
+        for imp in impressions:
+            item, _, flag = imp.rpartition("-")
+            if item in known:
+                yield None, {"user": user, "item": item, "time": t, "event": "click" if flag == "1" else "impression"}
+
+
+SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind}
+
+
+def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:
+    counts = {}
+    for name in names:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        n = {"texts": 0, "clicks": 0}
+        with open(out / name / "texts.jsonl", "w", encoding="utf-8") as texts, \
+                open(out / name / "clicks.jsonl", "w", encoding="utf-8") as clicks:
+            for text, click in SETS[name](data):
+                target, row, key = (texts, text, "texts") if text is not None else (clicks, click, "clicks")
+                target.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n[key] += 1
+        if not n["clicks"]:
+            (out / name / "clicks.jsonl").unlink()
+        counts[name] = n
+    return counts
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.data.validation_inputs", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("work/byo"))
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
+    a = ap.parse_args(argv)
+    print(json.dumps(write(a.data, a.out, a.sets.split(",")), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""edge_rec_export models: torch models, one per file with its config."""

@@ -1,0 +1,146 @@
+"""The CTR ranking model of seed 001: the second interaction rate p of a candidate given the user's clicks.
+
+1. Order-feature extraction: each item -> label-bag embedding, category index c and (optionally) its projected
+   semantic vector -> item vector e (d).
+2. Interest tracking: a GRU over the clicked sequence e_1..e_H -> interest states s_1..s_H.
+3. Interest enhancement against the candidate: attention a_t = softmax_t(s_t . W e_cand), then an attention-updated
+   GRU (AUGRU: the update gate scaled by a_t) over s_1..s_H, so interests relevant to the candidate dominate the
+   final state and drift in the sequence is followed.
+4. Relevance network: MLP over [final AUGRU state, attention-pooled interest, e_cand, interest * candidate] -> logit.
+
+The GRUs are written as cells unrolled over the fixed history length so that the ONNX graph is plain MatMuls
+(quantizable, no Loop/Scan). History rows may be one user (Bh = 1) shared by N candidates, or one per candidate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from edge_rec_export.models.encoder import require_positive
+from edge_rec_export.models.item_features import LabelBag
+
+MASK_LOGIT = -1e4
+
+
+@dataclass
+class CTRConfig:
+    n_labels: int
+    max_labels: int = 4
+    vector_dim: int = 0  # 0: items carry no semantic vector
+    history_length: int = 50
+    label_dim: int = 32
+    vector_proj: int = 32
+    item_dim: int = 32
+    hidden: int = 32
+    mlp: int = 64
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        require_positive(self, ("n_labels", "max_labels", "history_length", "label_dim", "vector_proj", "item_dim",
+                                "hidden", "mlp"))
+        if self.vector_dim < 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"CTRConfig: vector_dim must be >= 0 and dropout in [0, 1), got {self.vector_dim}, "
+                             f"{self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ItemEncoder(nn.Module):
+    """labels (..., K), index (...), vector (..., V) -> (..., item_dim)."""
+
+    def __init__(self, cfg: CTRConfig):
+        super().__init__()
+        self.bag = LabelBag(cfg.n_labels, cfg.label_dim)
+        self.vector = nn.Linear(cfg.vector_dim, cfg.vector_proj) if cfg.vector_dim else None
+        width = cfg.label_dim + 1 + (cfg.vector_proj if cfg.vector_dim else 0)
+        self.out = nn.Sequential(nn.Linear(width, cfg.item_dim), nn.GELU())
+
+    def forward(self, labels, index, vector=None) -> torch.Tensor:
+        parts = [self.bag(labels), index[..., None]]
+        if self.vector is not None:
+            parts.append(self.vector(vector))
+        return self.out(torch.cat(parts, dim=-1))
+
+
+class GRUCell(nn.Module):
+    """r, z, n gates as in torch.nn.GRUCell; `attention` (B,) scales the update (AUGRU, seed 001's enhancement)."""
+
+    def __init__(self, n_in: int, hidden: int):
+        super().__init__()
+        self.x = nn.Linear(n_in, 3 * hidden)
+        self.h = nn.Linear(hidden, 3 * hidden)
+
+    def forward(self, x, h, attention=None):
+        xr, xz, xn = self.x(x).chunk(3, dim=-1)
+        hr, hz, hn = self.h(h).chunk(3, dim=-1)
+        r, update = torch.sigmoid(xr + hr), 1.0 - torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        if attention is not None:
+            update = update * attention[:, None]
+        return h + update * (n - h)
+
+
+class CTRModel(nn.Module):
+    input_names = ("hist_labels", "hist_index", "hist_vector", "hist_mask", "cand_labels", "cand_index",
+                   "cand_vector")
+
+    def __init__(self, cfg: CTRConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.item = ItemEncoder(cfg)
+        self.track = GRUCell(cfg.item_dim, cfg.hidden)
+        self.query = nn.Linear(cfg.item_dim, cfg.hidden, bias=False)
+        self.enhance = GRUCell(cfg.hidden, cfg.hidden)
+        self.relevance = nn.Sequential(nn.Linear(3 * cfg.hidden + cfg.item_dim, cfg.mlp), nn.GELU(),
+                                       nn.Dropout(cfg.dropout), nn.Linear(cfg.mlp, 1))
+
+    @property
+    def feed_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self.input_names if self.cfg.vector_dim or not n.endswith("_vector"))
+
+    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None) -> torch.Tensor:
+        """Interest tracking: hist_* (Bh, H, ...) -> GRU states (Bh, H, g); padded steps keep the state."""
+        e_hist = self.item(hist_labels, hist_index, hist_vector)  # (Bh, H, d)
+        s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
+        states = []
+        for t in range(hist_labels.shape[1]):
+            m = hist_mask[:, t, None]
+            s = s + m * (self.track(e_hist[:, t], s) - s)
+            states.append(s)
+        return torch.stack(states, dim=1)
+
+    def attend(self, states, mask, q) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target attention of query q (N, g) over states (N, H, g) -> weights (N, H) (zero with no history) and
+        the attention-pooled interest (N, g)."""
+        scores = (states * q[:, None]).sum(dim=-1) / math.sqrt(self.cfg.hidden)
+        attn = torch.softmax(scores + (1.0 - mask) * MASK_LOGIT, dim=-1) * mask
+        return attn, (attn[..., None] * states).sum(dim=1)
+
+    def features(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
+                 cand_vector=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The relevance network's input (N, 3g + d), plus the interest states (N, H, g) and mask (N, H)."""
+        n = cand_labels.shape[0]
+        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector).expand(n, -1, -1)
+        mask = hist_mask.expand(n, -1)
+        e_cand = self.item(cand_labels, cand_index, cand_vector)  # (N, d)
+        q = self.query(e_cand)  # (N, g)
+        attn, pooled = self.attend(states, mask, q)
+        h = e_cand.new_zeros(n, self.cfg.hidden)
+        for t in range(states.shape[1]):  # interest enhancement (AUGRU)
+            h = h + mask[:, t, None] * (self.enhance(states[:, t], h, attn[:, t]) - h)
+        return torch.cat([h, pooled, pooled * q, e_cand], dim=-1), states, mask
+
+    def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
+               cand_vector=None) -> torch.Tensor:
+        """hist_* (Bh, H, ...) with Bh = 1 or N, hist_mask (Bh, H) float; cand_* (N, ...) -> logits (N,)."""
+        z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector)[0]
+        return self.relevance(z).squeeze(-1)
+
+    def forward(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
+                cand_vector=None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector,
+                                          cand_vector))

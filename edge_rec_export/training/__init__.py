@@ -1,0 +1,1 @@
+"""edge_rec_export training: training loops, distillation, baselines and metrics."""

@@ -1,0 +1,147 @@
+"""Simple click-log yardsticks for the ranking models: popularity, item-kNN, EASE^R and implicit ALS.
+
+Each is fitted on the log's training clicks only, its one knob tuned on the validation visits (nDCG@10), and scored
+on the test visits with the same report as the CTR models. Never shipped.
+
+    python -m edge_rec_export.training.ranking_baselines movielens --out reports/baselines-movielens.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file,
+                                         read_movielens, samples)
+from edge_rec_export.training.train_ranking import report
+
+EASE_MAX_ITEMS = 6000  # EASE inverts an items x items matrix
+
+
+def interactions(log: ClickLog, shown: bool = False) -> sp.csr_matrix:
+    """users x items, 1 where a training visit has a click (or, with `shown`, a really exposed item)."""
+    rows, cols = [], []
+    for imp in log.train:
+        real = len(imp.shown) if imp.real is None else imp.real
+        keep = np.arange(real) if shown else np.flatnonzero(imp.clicks[:real] > 0)
+        rows += [imp.user] * len(keep)
+        cols += imp.shown[keep].tolist()
+    users = max(imp.user for part in (log.train, log.val, log.test) for imp in part) + 1
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, len(log.items)))
+    m.data[:] = 1.0  # repeated pairs count once
+    return m
+
+
+def popularity(x: sp.csr_matrix):
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    return lambda users, items: counts[items]
+
+
+def item_knn(x: sp.csr_matrix, k: int):
+    """score(u, i) = sum of cosine(i, j) over the user's items j, each item keeping its k nearest neighbours."""
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel()) + 1e-9
+    sim = (x.T @ x).tocsr().astype(np.float32)
+    sim = sp.diags(1 / norms) @ sim @ sp.diags(1 / norms)
+    sim.setdiag(0)
+    sim = _top_k_per_row(sim.tocsr(), k)
+    return lambda users, items: np.asarray((x[users].multiply(sim[:, items].T)).sum(axis=1)).ravel()
+
+
+def _top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for r in range(m.shape[0]):
+        start, end = m.indptr[r], m.indptr[r + 1]
+        data, idx = m.data[start:end], m.indices[start:end]
+        keep = np.argsort(-data)[:k]
+        rows += [r] * len(keep)
+        cols += idx[keep].tolist()
+        vals += data[keep].tolist()
+    return sp.csr_matrix((vals, (rows, cols)), shape=m.shape)
+
+
+def ease(x: sp.csr_matrix, lam: float):
+    """EASE^R (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X^T X + lam I)^-1, diag(B) = 0."""
+    g = (x.T @ x).toarray().astype(np.float64)
+    g[np.diag_indices_from(g)] += lam
+    p = np.linalg.inv(g)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    return lambda users, items: np.asarray((x[users].multiply(b[:, items].T)).sum(axis=1)).ravel()
+
+
+def implicit_als(x: sp.csr_matrix, reg: float, factors: int = 64, iterations: int = 15, alpha: float = 10.0,
+                 seed: int = 0):
+    """Implicit-feedback ALS (Hu, Koren, Volinsky 2008): confidence 1 + alpha on observed pairs."""
+    rng = np.random.default_rng(seed)
+    users = rng.normal(0, 0.01, (x.shape[0], factors))
+    items = rng.normal(0, 0.01, (x.shape[1], factors))
+    xt = x.T.tocsr()
+    for _ in range(iterations):
+        users = _als_step(x, items, reg, alpha)
+        items = _als_step(xt, users, reg, alpha)
+    return lambda u, i: np.einsum("nf,nf->n", users[u], items[i])
+
+
+def _als_step(x: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float) -> np.ndarray:
+    gram = other.T @ other + reg * np.eye(other.shape[1])
+    out = np.zeros((x.shape[0], other.shape[1]))
+    for r in range(x.shape[0]):
+        idx = x.indices[x.indptr[r]:x.indptr[r + 1]]
+        if len(idx):
+            y = other[idx]
+            out[r] = np.linalg.solve(gram + alpha * y.T @ y, (1 + alpha) * y.sum(axis=0))
+    return out
+
+
+def evaluate(score, visits: list[Impression]) -> dict:
+    rows = samples(visits, 1)
+    return report(score(rows.user, rows.target).astype(np.float64), rows)
+
+
+MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items)
+    "popularity": (lambda x, _: popularity(x), [None], False),
+    "item_knn": (item_knn, [20, 50, 200], False),
+    "ease": (ease, [100.0, 250.0, 750.0, 2000.0], False),
+    "ease_all_ratings": (ease, [100.0, 250.0, 750.0, 2000.0], True),
+    "implicit_als": (lambda x, knob: implicit_als(x, knob[0], alpha=knob[1]), [(10.0, 1.0), (30.0, 20.0), (100.0, 20.0)],
+                     False),  # (regularisation, confidence alpha)
+}
+
+
+def baselines(log: ClickLog) -> dict:
+    """Every baseline's validation-tuned knob and its test figures."""
+    out = {}
+    for name, (fit, grid, shown) in MODELS.items():
+        if name.startswith("ease") and len(log.items) > EASE_MAX_ITEMS:
+            out[name] = {"skipped": f"{len(log.items)} items > {EASE_MAX_ITEMS}"}
+            continue
+        x = interactions(log, shown)
+        t0 = time.time()
+        fitted = {knob: fit(x, knob) for knob in grid}
+        val = {knob: evaluate(f, log.val)["ndcg@10"] for knob, f in fitted.items()}
+        best = max(grid, key=lambda knob: val[knob])
+        out[name] = {"knob": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
+                     "test": evaluate(fitted[best], log.test), "seconds": round(time.time() - t0, 1)}
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.training.ranking_baselines", description=__doc__.split("\n")[0])
+    add_log_arguments(ap)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    readers = {"movielens": lambda: read_movielens(a.data), "bing": lambda: read_bing(a.data),
+               "file": lambda: read_log_file(a.log_file)}
+    log = readers[a.log]()
+    result = {"log": log.name, "baselines": baselines(log)}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
