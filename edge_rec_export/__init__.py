@@ -6,5 +6,6 @@
     bundle/    ONNX export with parity checks, INT8, ORT format, packaging into a bundle with its figures
     build.py, build_default.py, cli.py   the commands on top (`edge-rec-export build`)
 
+One import goes upward: training/train_semantic.py measures a packaged semantic branch (bundle/semantic_branch.py).
 Everything here may import torch; nothing in `edge_rec/` may import from here: only the bundle crosses.
 """

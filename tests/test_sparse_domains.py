@@ -9,7 +9,7 @@ from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.gan_augment import GANConfig, GANObjective, distance
 from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable, Samples, samples
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
-from edge_rec_export.data.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
+from edge_rec_export.training.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
 from edge_rec_export.training.train_ranking import ItemTensors, click_loss, fit, score
 
 GENRES = ["genre:a", "genre:b", "genre:c"]

@@ -21,7 +21,7 @@ from edge_rec_export.models.dssm import DSSM, DSSMConfig
 from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, read_bing, read_log_file,
                                  read_movielens, samples)
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
-from edge_rec_export.data.sparse_domains import channel_clicks, channels_of
+from edge_rec_export.training.sparse_domains import channel_clicks, channels_of
 from edge_rec_export.training.metrics import ranking_report
 
 

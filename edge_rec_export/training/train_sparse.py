@@ -21,7 +21,7 @@ from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.gan_augment import DISTANCES, GANConfig, GANObjective
 from edge_rec_export.data.interactions import read_movielens, samples
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
-from edge_rec_export.data.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
+from edge_rec_export.training.sparse_domains import channel_clicks, channels_of, domain_items, domain_report, sparsify
 from edge_rec_export.training.train_ranking import STUDENT, ItemTensors, click_loss, fit, report, score
 
 METHODS = ("full", "plain", "joint", "gan", "both")
