@@ -25,9 +25,14 @@ def _is_cjk(ch: str) -> bool:
     return 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF
 
 
+def letter_units(text: str) -> list[str]:
+    """The text's letter units: each CJK character, and each run of other letters (a word)."""
+    return _UNITS.findall(text)
+
+
 def script_share(text: str, scripts: tuple[str, ...]) -> float:
     """Share of the text's letter units written in `scripts`; 0.0 for a text with no letters at all."""
-    units = _UNITS.findall(text)
+    units = letter_units(text)
     if not units:
         return 0.0
     tests = [SCRIPTS[s] for s in scripts]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rec.scope import _UNITS, SCRIPTS
+from edge_rec.scope import SCRIPTS, letter_units
 from edge_rec_export.data import texts_input
 from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
 
@@ -74,6 +74,7 @@ def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
         raise texts_input.InputError(f"{texts}: only one label ({next(iter(counts))!r}); a classifier needs at "
                                      "least two")
     labels = sorted(counts, key=lambda label: (-counts[label], label))
+    label_id = {label: i for i, label in enumerate(labels)}
     seen: dict[str, Example] = {}
     by_id, conflicts = {}, 0
     for r in rows:
@@ -81,9 +82,9 @@ def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
         if r.id is not None:
             by_id[r.id] = r.text
         if key in seen:
-            conflicts += seen[key].label != labels.index(r.label)
+            conflicts += seen[key].label != label_id[r.label]
             continue
-        seen[key] = Example(r.text, labels.index(r.label), r.labels + r.keywords, "texts", False, r.index)
+        seen[key] = Example(r.text, label_id[r.label], r.labels + r.keywords, "texts", False, r.index)
     examples = list(seen.values())
     if quick and len(examples) > QUICK_TEXTS:
         examples = random.Random(0).sample(examples, QUICK_TEXTS)
@@ -103,7 +104,7 @@ def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
 
 def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
     """The scripts (edge_rec.scope.SCRIPTS) of at least `min_share` of the corpus's letter units."""
-    counts = Counter(name for t in texts for u in _UNITS.findall(t) for name, test in SCRIPTS.items() if test(u))
+    counts = Counter(name for t in texts for u in letter_units(t) for name, test in SCRIPTS.items() if test(u))
     total = sum(counts.values()) or 1
     return tuple(n for n in SCRIPTS if counts[n] / total >= min_share) or (max(SCRIPTS, key=counts.__getitem__),)
 

@@ -211,47 +211,48 @@ def add_log_arguments(ap) -> None:
 
 
 # ---------------------------------------------------------------- an app's own click log (edge-rec-export build)
-def from_events(events, items: ItemTable, name: str, negatives: int = 4, eval_negatives: int = 100,
-                seed: int = 0) -> ClickLog:
+def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, negatives: int = 4,
+                eval_negatives: int = 100, seed: int = 0) -> ClickLog:
     """A click log of `texts_input.Event`s over `items` (ids = the labelled texts' ids).
 
     A visit is one user's events at one time: the items shown then, clicked where any positive event (click, like,
-    share) was recorded. Per user, by time: the last visit with a click is the test visit and the one before it the
-    validation visit (users with at least 3 such visits), each scored against `eval_negatives` items the user never
-    met; earlier visits train, a visit with no unclicked item joined by `negatives` such items. A visit's history is
-    the user's clicks of earlier visits (the MovieLens protocol of `read_movielens`)."""
+    share) was recorded. Split by time over all users: of the visits with a click, the last `held_out` share is the
+    test set and the share before it validation (at least one each); every other visit trains. A held-out visit
+    that showed nothing unclicked is scored against `eval_negatives` items its user never met, a training visit
+    against `negatives` of them. A visit's history is its user's clicks in earlier visits."""
     row_of = {item_id: r for r, item_id in enumerate(items.ids) if r}
-    visits: dict[str, dict[float, dict[int, bool]]] = defaultdict(lambda: defaultdict(dict))
+    visits: dict[tuple[str, float], dict[int, bool]] = defaultdict(dict)
     for e in events:
-        shown = visits[e.user][e.time]
+        shown = visits[e.user, e.time]
         shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+    clicked = sorted((t, user) for (user, t), shown in visits.items() if any(shown.values()))
+    n = max(1, round(held_out * len(clicked)))
+    if len(clicked) < 3:
+        raise ValueError(f"click log {name!r}: {len(clicked)} visits with a click; a ranker needs at least 3 (one to "
+                         "train on, one to validate, one to test)")
+    split_of = {(user, t): "test" for t, user in clicked[-n:]}
+    split_of.update({(user, t): "val" for t, user in clicked[-2 * n:-n] or clicked[-2:-1]})
+    met: dict[str, set[int]] = defaultdict(set)
+    for (user, _), shown in visits.items():
+        met[user].update(shown)
     rng = np.random.default_rng(seed)
-    n_items = len(items)
+    users = {user: u for u, user in enumerate(sorted(met))}
     out = {"train": [], "val": [], "test": []}
-    for u, user in enumerate(sorted(visits)):
-        times = sorted(visits[user])
-        met = np.zeros(n_items, dtype=bool)
-        met[0] = True
-        for t in times:
-            met[list(visits[user][t])] = True
-        unmet = np.flatnonzero(~met)
-        clicked_at = [t for t in times if any(visits[user][t].values())]
-        held = dict(zip(clicked_at[-2:], ("val", "test"))) if len(clicked_at) >= 3 else {}
-        history: list[int] = []
-        for t in times:
-            rows = list(visits[user][t])
-            clicks = np.array([visits[user][t][r] for r in rows], dtype=np.float32)
-            split_ = held.get(t, "train")
-            extra = eval_negatives if split_ != "train" else (negatives if clicks.all() else 0)
-            extra = rng.choice(unmet, min(extra, len(unmet)), replace=False) if extra else np.zeros(0, np.int64)
-            out[split_].append(Impression(u, int(t), np.array(history, dtype=np.int64),
-                                          np.concatenate([rows, extra]).astype(np.int64),
-                                          np.concatenate([clicks, np.zeros(len(extra), np.float32)]),
-                                          real=len(rows) if len(extra) else None))
-            history += [r for r in rows if visits[user][t][r]]
-    if not out["val"] or not out["test"]:
-        raise ValueError(f"click log {name!r}: no user has 3 visits with a click, so nothing can be held out for "
-                         "validation and test; a ranker needs a longer log")
+    history: dict[str, list[int]] = defaultdict(list)
+    for (user, t) in sorted(visits, key=lambda k: (k[1], k[0])):
+        rows = list(visits[user, t])
+        clicks = np.array([visits[user, t][r] for r in rows], dtype=np.float32)
+        split_ = split_of.get((user, t), "train")
+        extra = 0 if not clicks.all() else eval_negatives if split_ != "train" else negatives
+        if extra:
+            unmet = np.setdiff1d(np.arange(1, len(items)), list(met[user]))
+            extra = rng.choice(unmet, min(extra, len(unmet)), replace=False)
+        sampled = np.asarray(extra if not isinstance(extra, int) else [], dtype=np.int64)
+        out[split_].append(Impression(users[user], int(t), np.array(history[user], dtype=np.int64),
+                                      np.concatenate([rows, sampled]).astype(np.int64),
+                                      np.concatenate([clicks, np.zeros(len(sampled), np.float32)]),
+                                      real=len(rows) if len(sampled) else None))
+        history[user] += [r for r in rows if visits[user, t][r]]
     return ClickLog(name, items, out["train"], out["val"], out["test"],
-                    notes=f"{len(events)} events of {len(visits)} users; leave-last-out per user by time; "
-                          f"{eval_negatives} never-met items per held-out visit")
+                    notes=f"{len(events)} events of {len(users)} users; the last {held_out:.0%} of visits with a click "
+                          f"by time held out for test and the {held_out:.0%} before for validation")
