@@ -169,3 +169,35 @@ def test_index_calibration_maps_c_to_a_percentile_within_its_category(tiny_expor
     with pytest.raises(BundleError, match="index_calibration"):
         load_bundle(make_bundle(tmp_path / "bad", tiny_export[2],
                                 extra={"index_calibration": {"quantiles": {"story": [0.5, 0.2]}}}))
+
+
+def test_character_part_reads_the_texts_code_points(tmp_path):
+    """A classifier with a character part: the runtime feeds each text's code points (edge_rec/char_codes.py) and its
+    probabilities match torch's on the same text; without the texts, predict refuses."""
+    import torch
+
+    from conftest import make_bundle, random_batch, tiny_model
+    from edge_rec.char_codes import char_codes
+    from edge_rec_export.bundle.classifier_bundle import export_classifier
+    from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
+
+    model = tiny_model()
+    model.cfg.char_wide = WideConfig(101, model.cfg.n_primary)
+    model.char_wide = HashedNgrams(model.cfg.char_wide)
+    torch.nn.init.normal_(model.char_wide.table.weight, std=3.0)  # strong enough to move the answer
+    batch = random_batch(model.cfg.encoder.vocab_size)
+    chars = torch.from_numpy(char_codes(["股市大涨", "Hello 世界", "故宫", "a"]))
+    _, int8, _ = export_classifier(model, tmp_path / "x", {**batch, "char_ids": chars})
+    clf = ContentClassifier(make_bundle(tmp_path / "b", int8), cache_size=0)
+    assert clf.reads_chars
+    title = "周杰伦与昆凌"
+    enc = clf.tokenizer.encode(title)
+    ids = torch.tensor([enc.ids])
+    with torch.no_grad():
+        want = model(ids, torch.ones_like(ids), torch.from_numpy(char_codes([title]))).primary_logits.softmax(-1)[0]
+        plain = model(ids, torch.ones_like(ids), torch.zeros(1, 1, dtype=torch.long)).primary_logits.softmax(-1)[0]
+    got = clf.classify([title])[0]
+    assert abs(got.primary_prob - float(want.max())) < 0.03 and got.primary == LABELS[int(want.argmax())]
+    assert float((want - plain).abs().max()) > 0.05  # the characters did change the answer
+    with pytest.raises(ValueError, match="also reads the texts' characters"):
+        clf.predict(np.array([enc.ids]), np.ones((1, len(enc.ids)), np.int64))
