@@ -41,6 +41,8 @@ def kuairec(data: Path):
     with open(data / "kuairec_captions" / "kuairec_caption_category.csv", encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             label, sub = row["first_level_category_name"], row["second_level_category_name"]
+            if not (row["video_id"] or "").strip().isdigit():  # a few rows of the file are broken by stray quotes
+                continue
             if row["caption"].strip() and label not in (None, "", "UNKNOWN"):
                 yield {"id": row["video_id"], "text": row["caption"].strip(), "label": label,
                        "labels": [sub] if sub not in (None, "", "UNKNOWN") else []}, None
