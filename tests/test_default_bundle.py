@@ -21,6 +21,16 @@ def test_manifest_records_every_step(bundle):
     assert len(bundle.primary_labels) == 15 and len(bundle.tags) == 300
 
 
+def test_shipped_student_beats_its_yardstick(bundle):
+    """The INT8 student above the TF-IDF + linear SVM trained on the same split, on the Toutiao test titles and on
+    all test titles (the issue's target margin, 2 points, is not met yet: README)."""
+    held = bundle.metrics["held_out"]
+    for split in ("test_toutiao", "test"):
+        assert held[split]["student_int8_onnx"]["accuracy"] > held[split]["tfidf_reference"]["accuracy"], split
+    assert {i["name"] for i in bundle.manifest["models"]["classifier"]["inputs"]} == {"input_ids", "attention_mask",
+                                                                                   "char_ids"}
+
+
 def test_int8_graph_is_quantized(bundle):
     from edge_rec_export.bundle.quantize import float_matmuls, op_counts
     path = bundle.model_file("classifier")
