@@ -122,6 +122,9 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     from edge_rec_export.data.teacher_file import read_teacher
 
     t_start = time.time()
+    if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise texts_input.InputError(f"{out} exists and is not a bundle; --out must be a new or empty folder, or a "
+                                     "bundle to rebuild (it is replaced)")
     corpus, by_id = read_corpus(texts, unlabelled, name, quick, say)
     if lang is None:  # from the texts' script
         scripts = scripts_of([e.title for e in corpus.examples])

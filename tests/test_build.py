@@ -171,6 +171,15 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "only one label ('a')" in err and not (tmp_path / "b").exists()
 
 
+def test_out_must_be_new_empty_or_a_bundle(tmp_path, capsys):
+    texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert export_main(["build", "--texts", str(texts), "--out", str(mine)]) == 2
+    assert "is not a bundle" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep me"
+
+
 def test_click_log_from_events_holds_out_the_last_clicked_visits():
     from edge_rec_export.data.interactions import ItemTable, from_events
     from edge_rec_export.data.texts_input import Event
