@@ -28,5 +28,7 @@ def to_ort_format(onnx_paths: list[Path], out_dir: Path, target_platform: str = 
         for ort in orts:
             shutil.copyfile(dst / ort.name, ort)
         ops = out_dir / "required_operators.config"
-        shutil.copyfile(next(dst.glob("*.config")), ops)
+        # The converter lists the models by their temporary paths: name them by file, so the same input gives
+        # the same config.
+        ops.write_text(next(dst.glob("*.config")).read_text(encoding="utf-8").replace(f"{dst}/", ""), encoding="utf-8")
     return orts, ops
