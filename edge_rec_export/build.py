@@ -232,10 +232,13 @@ def summary(bundle, say) -> None:
         f"{'classify + recommend' if 'ranker' in bundle.manifest['models'] else 'classify only (no click log)'}")
     say(f"{'test accuracy':<28} {'accuracy':>9} {'macro F1':>9}")
     for key, label in (("tfidf_reference", "TF-IDF yardstick"), ("teacher_fp32_torch", "teacher fp32"),
-                       ("student_fp32_torch", "student fp32"), ("student_int8_onnx", "student INT8 (shipped)")):
+                       ("student_fp32_torch", "student fp32"),
+                       ("student_int8_onnx", f"student INT8{' (shipped)' if m['classifier_precision'] == 'int8' else ''}")):
         say(f"{label:<28} {m[key]['accuracy']:>9.4f} {m[key]['macro_f1']:>9.4f}")
     lat = m["latency"]
-    say(f"latency (1 thread, batch 1, {lat['tokens']} tokens): student INT8 {lat['student_int8_onnx_p50_ms']} ms, "
+    precision = m["classifier_precision"]
+    say(f"latency (1 thread, batch 1, {lat['tokens']} tokens): student {precision.upper()} "
+        f"{lat[f'student_{precision}_onnx_p50_ms']} ms, "
         f"teacher {lat['teacher_fp32_torch_eager_p50_ms']} ms")
     if "ranking" in m:
         r = m["ranking"]
