@@ -17,8 +17,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edge_rec.scope import SCRIPTS, letter_units
 from edge_rec_export.data import texts_input
 from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
@@ -196,18 +194,13 @@ def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
 def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, recipe: Recipe, say) -> dict:
     """Items of the click log classified by the bundle just built (as on a device), then the ranking models."""
     from edge_rec import ContentClassifier
-    from edge_rec_export.data.interactions import ItemTable, from_events
     from edge_rec_export.bundle.package_ranking import package_into
+    from edge_rec_export.data.interactions import from_events
+    from edge_rec_export.data.user_simulator import classified_items
     from edge_rec_export.training.train_ranking import train_all
-    from edge_rec_export.data.user_simulator import item_labels, ranking_labels
 
-    clf = ContentClassifier(bundle_dir, cache_size=0)
     ids = sorted({e.item for e in events})
-    classes = clf.classify([by_id[i] for i in ids])
-    names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)
-    label_of = {n: i for i, n in enumerate(names, start=1)}
-    items = ItemTable.build(ids, [item_labels(c.primary, [t for t, _ in c.tags], label_of, 4) for c in classes],
-                            np.array([c.index for c in classes]), np.stack([c.vector for c in classes]), names, 4)
+    items = classified_items(ids, [by_id[i] for i in ids], ContentClassifier(bundle_dir, cache_size=0))
     log = from_events(events, items, recipe.name)
     say(f"   {len(log.train)} training, {len(log.val)} validation, {len(log.test)} test visits over {len(ids)} items")
     train_all(log, run, epochs=recipe.ranking_epochs, lr=3e-3, batch=1024, seed=0, logf=say)

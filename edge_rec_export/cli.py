@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_rec_export import build as builder
 from edge_rec_export.data.texts_input import InputError
 
 
@@ -16,7 +17,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="edge-rec-export", description="Build edge-rec bundles from your own data.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="labelled texts (+ unlabelled texts, + a click log) -> a verified bundle",
-                       description=__import__("edge_rec_export.build", fromlist=["_"]).__doc__)
+                       description=builder.__doc__)
     b.add_argument("--texts", type=Path, required=True, help="labelled texts: JSON lines or CSV with text, label "
                    "(optional: labels, keywords, index, id)")
     b.add_argument("--out", type=Path, required=True, help="the bundle directory to write")
@@ -38,11 +39,10 @@ def main(argv=None) -> int:
     try:
         import torch
 
-        from edge_rec_export.build import build
         device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise InputError(f"--device must be cpu or cuda, got {device!r}")
-        build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
+        builder.build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
               clicks=a.clicks, quick=a.quick, device=device, teacher=a.teacher)
     except (InputError, ValueError) as e:
         print(f"edge-rec-export: error: {e}", file=sys.stderr)

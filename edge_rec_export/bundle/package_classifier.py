@@ -18,13 +18,13 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
-from edge_rec.char_codes import CHAR_INPUT
 from edge_rec.sessions import make_session
 from edge_rec_export.models.classifier import ContentClassifierModel, load_checkpoint
 from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
 from edge_rec_export.training import tfidf_baseline
-from edge_rec_export.training.train_classifier import (HELD_OUT_SPLITS, held_out_reports, load_prep, load_without_embeddings,
-                                              predict, probabilities, report)
+from edge_rec_export.training.train_classifier import (HELD_OUT_SPLITS, held_out_reports, load_prep,
+                                                       load_without_embeddings, model_feeds, predict, prep_texts, report,
+                                                       torch_predict)
 
 
 INT8_ACCURACY_BUDGET = 0.01  # validation accuracy INT8 may lose against fp32 ONNX; past it the fp32 graph ships
@@ -38,19 +38,6 @@ def best_threshold(f1) -> float:
     if best in (0, len(TAG_GRID) - 1) and scores[best] > 0:
         raise ValueError(f"the best tag threshold {TAG_GRID[best]} is on the edge of the grid; widen TAG_GRID")
     return TAG_GRID[best]
-
-
-def model_feeds(model: ContentClassifierModel, split, idx, ids, mask) -> dict[str, torch.Tensor]:
-    """A batch of a prepared split as the classifier's inputs: ids and mask, and code points where the model has a
-    character part."""
-    feeds = {"input_ids": ids, "attention_mask": mask}
-    if model.char_wide is not None:
-        feeds[CHAR_INPUT] = split.char_ids(idx)
-    return feeds
-
-
-def torch_predict(model: ContentClassifierModel, split) -> tuple:
-    return predict(lambda idx, ids, mask: probabilities(model(**model_feeds(model, split, idx, ids, mask))), split)
 
 
 def onnx_predict(path: Path, model: ContentClassifierModel, split, threads: int = 2, batch: int = 64) -> tuple:
@@ -114,7 +101,8 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
     teacher, ckpt = load_checkpoint(teacher_path)
     tokenizer = Tokenizer.from_file(str(prep / "tokenizer.json"))
     # The bundle's tokenizer must give exactly the ids the model was trained and evaluated on.
-    titles = meta["titles"]["test"]  # the first test titles, in split order
+    texts = prep_texts(prep)
+    titles = texts["test"][:20]  # the first test titles, in split order
     for row, (title, enc) in enumerate(zip(titles, tokenizer.encode_batch(titles))):
         if enc.ids != test.ids[row, :int(test.len[row])].tolist():
             raise RuntimeError(f"tokenizer.json does not reproduce the prepared ids for {title!r}")
@@ -134,7 +122,7 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
                  "student_int8_onnx": {s: onnx_predict(int8, student, data[s]) for s in splits}}
         # Every held-out split (val, test and its parts per source, a public test set) beside the TF-IDF
         # yardstick trained on the same training split.
-        reference = tfidf_baseline.reference(prep)
+        reference = tfidf_baseline.reference(data, meta, texts)
         held = {name: held_out_reports(p, data, threshold) for name, p in probs.items()}
         metrics.update({name: h["test"] for name, h in held.items()})
         metrics["tfidf_reference"] = reference["test"]

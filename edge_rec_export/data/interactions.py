@@ -237,17 +237,19 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
         met[user].update(shown)
     rng = np.random.default_rng(seed)
     users = {user: u for u, user in enumerate(sorted(met))}
+    unmet: dict[str, np.ndarray] = {}  # per user, the items never met: computed once, where a visit needs some
     out = {"train": [], "val": [], "test": []}
     history: dict[str, list[int]] = defaultdict(list)
     for (user, t) in sorted(visits, key=lambda k: (k[1], k[0])):
         rows = list(visits[user, t])
         clicks = np.array([visits[user, t][r] for r in rows], dtype=np.float32)
         split_ = split_of.get((user, t), "train")
-        extra = 0 if not clicks.all() else eval_negatives if split_ != "train" else negatives
-        if extra:
-            unmet = np.setdiff1d(np.arange(1, len(items)), list(met[user]))
-            extra = rng.choice(unmet, min(extra, len(unmet)), replace=False)
-        sampled = np.asarray(extra if not isinstance(extra, int) else [], dtype=np.int64)
+        sampled = np.zeros(0, dtype=np.int64)
+        if clicks.all():  # nothing shown and not clicked: never-met items stand in
+            if user not in unmet:
+                unmet[user] = np.setdiff1d(np.arange(1, len(items)), list(met[user]))
+            wanted = eval_negatives if split_ != "train" else negatives
+            sampled = rng.choice(unmet[user], min(wanted, len(unmet[user])), replace=False)
         out[split_].append(Impression(users[user], int(t), np.array(history[user], dtype=np.int64),
                                       np.concatenate([rows, sampled]).astype(np.int64),
                                       np.concatenate([clicks, np.zeros(len(sampled), np.float32)]),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -124,11 +123,9 @@ def _id(path, n, value, key: str) -> str:
 def read_labelled(path: Path) -> list[LabelledText]:
     out, ids = [], {}
     for n, row in rows(path):
-        label = row.get("label")
-        if isinstance(label, bool) or not isinstance(label, (str, int)) or not str(label).strip():
-            raise InputError(f"{path}:{n}: 'label' must be a non-empty string or integer, got {label!r}")
+        label = _id(path, n, row.get("label"), "label")
         index = row.get("index")
-        item = LabelledText(_text(path, n, row), str(label).strip(), _names(path, n, row, "labels", "|"),
+        item = LabelledText(_text(path, n, row), label, _names(path, n, row, "labels", "|"),
                             _names(path, n, row, "keywords", ","),
                             None if index in (None, "") else _number(path, n, index, "index", 0.0, 1.0),
                             None if row.get("id") in (None, "") else _id(path, n, row["id"], "id"), n)
@@ -168,7 +165,3 @@ def read_events(path: Path, known_items: set[str]) -> list[Event]:
     if not out:
         raise InputError(f"{path}: no rows; expected click-log events")
     return out
-
-
-def class_counts(items: list[LabelledText]) -> Counter:
-    return Counter(t.label for t in items)

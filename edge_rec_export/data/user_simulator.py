@@ -53,6 +53,17 @@ def ranking_labels(primary_labels: list[str], tags: list[str]) -> list[str]:
     return [f"primary:{p}" for p in primary_labels] + [f"tag:{t}" for t in tags]
 
 
+def classified_items(ids: list[str], texts: list[str], clf, max_labels: int = 4) -> ItemTable:
+    """Items as the ranking models read them: each text classified by `clf` (the runtime's ContentClassifier, as
+    on a device) into label ids (ranking_labels), category index c and semantic vector."""
+    classes = clf.classify(texts)
+    names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)
+    label_of = {n: i for i, n in enumerate(names, start=1)}
+    return ItemTable.build(ids, [item_labels(c.primary, [t for t, _ in c.tags], label_of, max_labels) for c in classes],
+                           np.array([c.index for c in classes]), np.stack([c.vector for c in classes]), names,
+                           max_labels)
+
+
 def simulate(data_dir: Path, bundle=None, cfg: SimConfig = SimConfig(), max_labels: int = 4) -> ClickLog:
     from edge_rec import ContentClassifier  # the shipped runtime classifies the content, as on a device
 
@@ -60,13 +71,8 @@ def simulate(data_dir: Path, bundle=None, cfg: SimConfig = SimConfig(), max_labe
     train, val, test = bundle_splits(Path(data_dir), clf.bundle.metrics)
     targets = Targets.fit(train, len(NAMES))
     pool = val + test  # titles the classifier never trained on
-    classes = clf.classify([e.title for e in pool])
-    names = ranking_labels(clf.bundle.primary_labels, clf.bundle.tags)
-    label_of = {n: i for i, n in enumerate(names, start=1)}
-    items = ItemTable.build([e.title for e in pool],
-                            [item_labels(c.primary, [t for t, _ in c.tags], label_of, max_labels) for c in classes],
-                            np.array([c.index for c in classes]), np.stack([c.vector for c in classes]),
-                            names, max_labels)
+    titles = [e.title for e in pool]
+    items = classified_items(titles, titles, clf, max_labels)
     return ClickLog("zh-news-sim", items, *_visits(pool, targets, cfg),
                     notes=f"simulated users over real titles: {cfg}")
 

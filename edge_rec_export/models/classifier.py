@@ -115,13 +115,9 @@ class ContentClassifierModel(nn.Module):
         if self.char_wide is not None:
             if char_ids is None:
                 raise ValueError("this classifier has a character part: pass char_ids (edge_rec.char_codes)")
-            primary = primary + self.char_logits(char_ids)
+            primary = primary + self.char_wide.of_codes(char_ids)
         tags = self.tags(t) if self.tags is not None else t.new_zeros((t.shape[0], 0))
         return ClassifierOutput(primary, tags, index, vector, pooled, hidden)
-
-    def char_logits(self, char_ids: torch.Tensor) -> torch.Tensor:
-        """(B, W) code points, 0 = padding -> (B, n_primary) class scores of the character part."""
-        return self.char_wide(char_ids, (char_ids > 0).to(char_ids.dtype))
 
 
 class InferenceHead(nn.Module):

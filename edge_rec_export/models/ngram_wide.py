@@ -61,3 +61,7 @@ class HashedNgrams(nn.Module):
         idx, w = torch.cat(rows, dim=1), torch.cat(weights, dim=1).to(self.table.weight.dtype)  # (B, N)
         summed = (self.table(idx) * w[..., None]).sum(dim=1)  # (B, dim)
         return summed / w.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+    def of_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, W) ids where 0 is padding (the character part's code points, edge_rec/char_codes.py) -> (B, dim)."""
+        return self(codes, (codes > 0).to(codes.dtype))

@@ -34,10 +34,9 @@ def fit(train: list[str], train_labels: np.ndarray, val: list[str], val_labels: 
     return (lambda texts: model.predict(vec.transform(texts))), best[1]
 
 
-def reference(prep: Path) -> dict:
-    """The yardstick trained on the prep's training split, reported on every held-out split the models are."""
-    data, meta = load_prep(prep)
-    texts = prep_texts(prep)
+def reference(data: dict, meta: dict, texts: dict[str, list[str]]) -> dict:
+    """The yardstick trained on a prep's training split (`load_prep`, `prep_texts`), reported on every held-out
+    split the models are."""
     t0 = time.time()
     predict, c = fit(texts["train"], data["train"].label.numpy(), texts["val"], data["val"].label.numpy())
     fit_seconds = time.time() - t0
@@ -56,7 +55,7 @@ def main(argv=None) -> None:
     ap.add_argument("--prep", type=Path, default=Path("work/prep"), help="a prepared corpus (train_classifier prepare)")
     ap.add_argument("--out", type=Path, default=Path("reports/tfidf-zh-news.json"))
     a = ap.parse_args(argv)
-    result = reference(a.prep)
+    result = reference(*load_prep(a.prep), prep_texts(a.prep))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))

@@ -28,7 +28,7 @@ from torch import nn
 from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
 from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
 from edge_rec_export.training.metrics import classifier_report
-from edge_rec.char_codes import MAX_CHARS, char_codes
+from edge_rec.char_codes import CHAR_INPUT, MAX_CHARS, char_codes
 from edge_rec_export.data.corpus import Corpus, Targets
 from edge_rec_export.data.news_data import news_corpus
 from edge_rec_export.data.teacher_file import encoder_state_dict, find_wheel_teacher, read_teacher, write_teacher
@@ -75,8 +75,7 @@ def prepare(corpus: Corpus, out: Path, salt: str = "13", teacher_file: Path | No
                                                        ensure_ascii=False).encode("utf-8"), mtime=0))
     meta = {"name": corpus.name, "labels": corpus.labels, "codes": corpus.codes, "tags": targets.tags,
             "sources": sources, "max_length": MAX_LENGTH, "pad_id": teacher.pad, "vocab_size": len(keep),
-            "full_vocab_size": len(full.pieces), "split_salt": salt, "sizes": {k: len(v) for k, v in parts.items()},
-            "titles": {k: [e.title for e in v[:20]] for k, v in parts.items()}}
+            "full_vocab_size": len(full.pieces), "split_salt": salt, "sizes": {k: len(v) for k, v in parts.items()}}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"prepared {meta['sizes']} texts, vocabulary {len(keep)} pieces -> {out}")
 
@@ -244,6 +243,19 @@ def predict(forward, data: Split, batch: int = 256) -> tuple[np.ndarray, np.ndar
         for o, x in zip(outs, forward(idx, ids, mask)):
             o.append(x.float().cpu().numpy() if torch.is_tensor(x) else x)
     return tuple(np.concatenate(o) for o in outs)
+
+
+def model_feeds(model: ContentClassifierModel, split: Split, idx, ids, mask) -> dict[str, torch.Tensor]:
+    """A batch of a prepared split as the classifier's inputs: ids and mask, and code points where the model has a
+    character part."""
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if model.char_wide is not None:
+        feeds[CHAR_INPUT] = split.char_ids(idx)
+    return feeds
+
+
+def torch_predict(model: ContentClassifierModel, split: Split) -> tuple:
+    return predict(lambda idx, ids, mask: probabilities(model(**model_feeds(model, split, idx, ids, mask))), split)
 
 
 def report(probs: tuple, data: Split, tag_threshold: float = 0.5) -> dict:
@@ -492,15 +504,13 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int, epochs: int, 
 
     def scores(split) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([part(c, (c > 0).long()) for c in (split.char_ids(i) for i in
-                                                                 torch.arange(len(split)).split(4096))])
+            return torch.cat([part.of_codes(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
 
     best, best_state = -1.0, None
     for epoch in range(epochs):
         t0 = time.time()
         for idx in torch.randperm(len(train), generator=gen).split(batch):
-            c = train.char_ids(idx)
-            loss = F.cross_entropy(part(c, (c > 0).long()) * CHAR_LOGIT_SCALE, train.label[idx])
+            loss = F.cross_entropy(part.of_codes(train.char_ids(idx)) * CHAR_LOGIT_SCALE, train.label[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -510,7 +520,7 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int, epochs: int, 
         if acc > best:
             best, best_state = acc, {k: v.clone() for k, v in part.state_dict().items()}
     part.load_state_dict(best_state)
-    deep = torch.from_numpy(np.log(predict(lambda idx, ids, mask: probabilities(student(ids, mask)), val)[0] + 1e-9))
+    deep = torch.from_numpy(np.log(torch_predict(student, val)[0] + 1e-9))
     wide = scores(val) * CHAR_LOGIT_SCALE
     by_alpha = {a: float(((deep + a * wide).argmax(1) == val.label).float().mean()) for a in ALPHA_GRID}
     alpha = max(by_alpha, key=by_alpha.get)
@@ -519,10 +529,7 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int, epochs: int, 
     student.char_wide = part
     with torch.no_grad():  # logits = student + alpha * scale * table rows: one table, no extra graph nodes
         part.table.weight.mul_(alpha * CHAR_LOGIT_SCALE)
-    fwd = lambda idx, ids, mask, split: student(ids, mask, split.char_ids(idx))  # noqa: E731
-    probs = {s: predict(lambda idx, ids, mask, sp=data[s]: probabilities(fwd(idx, ids, mask, sp)), data[s])
-             for s in HELD_OUT_SPLITS if s in data}
-    held = held_out_reports(probs, data, 0.5)
+    held = held_out_reports({s: torch_predict(student, data[s]) for s in HELD_OUT_SPLITS if s in data}, data, 0.5)
     log(f"student + character part (torch): {held}")
     save_without_embeddings(student, out, {**info["metrics"], "student_fp32_torch": held["test"], "held_out": held,
                                            "char_part": {"buckets": buckets, "epochs": epochs, "lr": lr,
