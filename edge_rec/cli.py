@@ -12,6 +12,7 @@ from collections import deque
 from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
 from edge_rec.classifier import ContentClassifier
+from edge_rec.items import Item, as_item
 from edge_rec.recommender import EdgeRecommender
 from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
@@ -58,7 +59,7 @@ def _classify(a) -> int:
     for n, r in enumerate(_lines_done(stream), start=1):
         text = texts.popleft()
         if isinstance(r, Exception):
-            _print({"line": n, "error": str(r).replace(f"text {n - 1}", "text")})
+            _print({"line": n, "error": _unnumbered(r, n - 1)})
         else:
             _print({"text": text, **r.to_dict(with_vector=a.vector)}, flush=not texts)  # at each chunk's end
         if progress:
@@ -73,6 +74,12 @@ def _remember(lines, texts: deque):
     for line in lines:
         texts.append(line)
         yield line
+
+
+def _unnumbered(e: Exception, position: int) -> str:
+    """A classifier error without its stream position ("text 4 is empty" -> "text is empty"): the caller names
+    the line instead."""
+    return str(e).replace(f"text {position} ", "text ", 1)
 
 
 def _lines_done(stream):
@@ -104,14 +111,15 @@ def _utf8_lines(stream, name: str):
 class _Progress:
     """A one-line progress count on stderr, refreshed at most twice a second."""
 
-    def __init__(self):
+    def __init__(self, unit: str = "lines"):
+        self.unit = unit
         self.start = self.last = time.monotonic()
 
     def tick(self, n: int) -> None:
         now = time.monotonic()
         if now - self.last >= 0.5:
             self.last = now
-            print(f"\r{n:,} lines, {n / (now - self.start):,.0f}/s", end="", file=sys.stderr, flush=True)
+            print(f"\r{n:,} {self.unit}, {n / (now - self.start):,.0f}/s", end="", file=sys.stderr, flush=True)
 
     def done(self) -> None:
         print(file=sys.stderr)
@@ -159,22 +167,52 @@ def _read_json(path, what: str):
         raise ValueError(f"{path}: {what} is not valid JSON ({str(e)[:120] or 'nested too deeply'})") from None
 
 
-def _read_jsonl(path) -> list:
-    items = []
+def _jsonl_records(path):
+    """(line number, JSON value) per non-blank line of a JSON-lines file, read as a stream."""
     with open(path, "rb") as f:
         for n, line in enumerate(_utf8_lines(f, str(path)), start=1):
             if line.strip():
                 try:
-                    items.append(json.loads(line))
+                    yield n, json.loads(line)
                 except (RecursionError, ValueError) as e:
                     raise ValueError(f"{path}:{n}: not a JSON object ({str(e)[:120] or 'nested too deeply'})") from None
+
+
+def _read_jsonl(path) -> list:
+    return [record for _, record in _jsonl_records(path)]
+
+
+def _classified_items(clf: ContentClassifier, path) -> list[Item]:
+    """The items of a JSON-lines file in file order, texts classified as the file streams in (a chunk at a time,
+    with a progress count on a terminal), so only compact results are held, never every text's tokens."""
+    items: list[Item] = []
+    waiting: deque[tuple[int, int]] = deque()  # (line, position in items) of texts sent to the classifier
+
+    def texts():
+        for n, record in _jsonl_records(path):
+            item = as_item(record, f"{path}:{n}")
+            items.append(item)
+            if item.classification is None:
+                waiting.append((n, len(items) - 1))
+                yield item.text
+
+    progress = _Progress("items") if sys.stderr.isatty() else None
+    for done, r in enumerate(clf.classify_stream(texts(), skip_bad=True), start=1):
+        n, at = waiting.popleft()
+        if isinstance(r, Exception):
+            raise type(r)(f"{path}:{n}: id {items[at].id!r:.60}: {_unnumbered(r, done - 1)}")
+        items[at] = Item(items[at].id, classification=r)
+        if progress:
+            progress.tick(done)
+    if progress:
+        progress.done()
     return items
 
 
 def _recommend(a) -> int:
     user = _read_json(a.user, "the user")
-    items = _read_jsonl(a.items)
     rec = EdgeRecommender(a.bundle, profile=a.profile)
+    items = _classified_items(rec.classifier, a.items)
     for r in rec.recommend(user, items, k=a.k):
         print(json.dumps(r.to_dict(), ensure_ascii=False))
     return 0

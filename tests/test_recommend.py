@@ -236,9 +236,15 @@ def test_cli_recommend(rec_bundle, tmp_path, capsys):
     for source in ("history", "account"):
         mine = [x["score"] for x in lines if x["interest"] == source]
         assert mine == sorted(mine, reverse=True)
+    # The file is classified as it streams in: the same answers as the library given the whole list.
+    library = EdgeRecommender(rec_bundle).recommend({"id": "u1", "interest_tags": ["ai"], "history": HISTORY}, POOL, k=4)
+    assert [(x["id"], round(x["score"], 5)) for x in lines] == [(r.id, round(r.score, 5)) for r in library]
     items.write_text('{"id": 1, "text": "ok"}\n{broken\n', encoding="utf-8")
     assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items)]) == 2
     assert "items.jsonl:2" in capsys.readouterr().err
+    items.write_text('{"id": 1, "text": "ok"}\n\n{"id": 2, "text": "  "}\n', encoding="utf-8")
+    assert cli(["recommend", "--bundle", str(rec_bundle), "--user", str(user), "--items", str(items)]) == 2
+    assert "items.jsonl:3: id 2: text is empty" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("precision,tol", [("fp32", 1e-6), ("fp16", 2e-3), ("int8", 2e-2)])
