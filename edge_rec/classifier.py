@@ -152,11 +152,13 @@ class ContentClassifier:
 
     def classify_stream(self, texts: Iterable[str], ids: Iterable[Hashable] | None = None, chunk: int | None = None,
                         skip_bad: bool = False) -> Iterator[Classification | Exception]:
-        """Classify an iterable of any length, `chunk` texts at a time (default 8 batches): results come in input
-        order as each chunk is done, and memory does not grow with the input. A bad text first lets every good
+        """Classify an iterable of any length, `chunk` texts at a time (default 8 batches; the first chunks are
+        smaller, one batch doubling up to `chunk`, so the first results come early): results come in input order as
+        each chunk is done, and memory does not grow with the input. A bad text first lets every good
         text before it through, then raises its TypeError/ValueError (naming its position in the stream); with
         `skip_bad`, that exception is yielded in its place and the stream goes on."""
         chunk = positive_int("chunk", 8 * self.batch_size if chunk is None else chunk)
+        size = min(chunk, self.batch_size)
         id_iter = None if ids is None else iter(ids)
         pending: list[tuple[str, Hashable]] = []
 
@@ -188,8 +190,9 @@ class ContentClassifier:
                     raise
                 yield e
                 continue
-            if len(pending) >= chunk:
+            if len(pending) >= size:
                 yield from flush()
+                size = min(chunk, 2 * size)
         yield from flush()
 
     def clear_cache(self) -> None:

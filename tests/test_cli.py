@@ -103,6 +103,9 @@ def test_classify_stream_is_bounded_and_in_order(tiny_bundle):
     clf = ContentClassifier(tiny_bundle, cache_size=0)
     texts = (TITLES[i % len(TITLES)] + f" {i}" for i in range(1000))  # a generator: never held whole
     results = list(clf.classify_stream(texts, chunk=64))
+    read = []
+    first = next(clf.classify_stream((read.append(t) or t for t in TITLES * 40), chunk=256))
+    assert first.primary and len(read) == clf.batch_size  # the first result after one batch, not a whole chunk
     single = clf.classify([TITLES[5] + " 997"])[0]
     assert len(results) == 1000 and results[997].primary == single.primary
     got = list(clf.classify_stream(iter(["新闻", "  ", "故宫"]), skip_bad=True))

@@ -31,23 +31,17 @@ def fp32_bundle(tiny_export, tmp_path):
     return make_bundle(tmp_path / "fp32", tiny_export[1])
 
 
-def test_padding_does_not_change_results_fp32(fp32_bundle):
-    """Dynamic padding to the batch's longest text changes nothing in fp32."""
-    batch = ContentClassifier(fp32_bundle).classify(TITLES)
-    for i in (0, 3, 7):
-        single = ContentClassifier(fp32_bundle).classify(TITLES[i])[0]
-        assert single.primary == batch[i].primary
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_results_do_not_depend_on_batch_mates(precision, fp32_bundle, tiny_bundle):
+    """Padding to the batch's longest text and the other rows change nothing: fp32 by construction, INT8 because
+    its activation scales are fixed at export (static quantization), not computed per batch."""
+    bundle = {"fp32": fp32_bundle, "int8": tiny_bundle}[precision]
+    batch = ContentClassifier(bundle).classify(TITLES)
+    for i, text in enumerate(TITLES):
+        single = ContentClassifier(bundle).classify(text)[0]
+        assert single.primary == batch[i].primary and [t for t, _ in single.tags] == [t for t, _ in batch[i].tags]
         assert single.primary_prob == pytest.approx(batch[i].primary_prob, abs=1e-5)
         np.testing.assert_allclose(single.vector, batch[i].vector, atol=1e-5)
-
-
-def test_int8_batch_drift_is_small(clf):
-    """Dynamic INT8 quantizes activations with one scale per batch, so batch mates move scores a little."""
-    batch = clf.classify(TITLES)
-    for i in (0, 3, 7):
-        single = ContentClassifier(clf.bundle).classify(TITLES[i])[0]
-        assert single.primary_prob == pytest.approx(batch[i].primary_prob, abs=0.02)
-        assert float(single.vector @ batch[i].vector) > 0.9  # 16-dim random model: the worst case
 
 
 def test_batch_size_does_not_change_results(tiny_bundle):
@@ -164,7 +158,8 @@ def test_index_calibration_maps_c_to_a_percentile_within_its_category(tiny_expor
     calibrated = ContentClassifier(make_bundle(tmp_path / "cal", tiny_export[2],
                                                extra={"index_calibration": calibration})).classify(TITLES)
     c = np.array([r.index for r in calibrated])
-    assert c.min() == pytest.approx(0.0) and c.max() == pytest.approx(1.0)  # spans [0, 1]
+    # spans [0, 1] (up to the 6-digit rounding of the stored quantiles)
+    assert c.min() == pytest.approx(0.0, abs=1e-3) and c.max() == pytest.approx(1.0, abs=1e-3)
     np.testing.assert_array_equal(np.argsort([r.index for r in raw]), np.argsort(c))  # order kept
     with pytest.raises(BundleError, match="index_calibration"):
         load_bundle(make_bundle(tmp_path / "bad", tiny_export[2],

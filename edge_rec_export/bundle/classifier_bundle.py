@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from tokenizers import Tokenizer
@@ -17,10 +18,12 @@ PARITY_ATOL = 1e-4  # fp32 ONNX vs torch, on every output
 
 
 def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict[str, torch.Tensor],
-                      head: InferenceHead | None = None) -> tuple[Path, Path, float]:
+                      head: InferenceHead | None = None,
+                      calibration: Sequence[dict[str, torch.Tensor]] | None = None) -> tuple[Path, Path, float]:
     """Export fp32, verify it against torch on `sample`, quantize to INT8. Returns (fp32, int8, max abs diff).
 
-    `head` is the graph to export (default: the classifier's own `InferenceHead`)."""
+    `head` is the graph to export (default: the classifier's own `InferenceHead`); `calibration`, the inputs that
+    fix INT8's activation scales (default: `sample`; a bundle uses training texts)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     head = (head or InferenceHead(model)).eval()
@@ -28,7 +31,8 @@ def export_classifier(model: ContentClassifierModel, workdir: Path, sample: dict
                CHAR_INPUT: {0: "batch", 1: "characters"}}
     fp32 = export_onnx(head, sample, head.output_names, workdir / "classifier.fp32.onnx", dynamic)
     diff = check_parity(head, fp32, sample, head.output_names, PARITY_ATOL)
-    int8 = quantize_int8(fp32, workdir / "classifier.int8.onnx")
+    feeds = [{k: v.numpy() for k, v in batch.items()} for batch in (calibration or [sample])]
+    int8 = quantize_int8(fp32, workdir / "classifier.int8.onnx", feeds)
     return fp32, int8, diff
 
 
