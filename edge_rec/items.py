@@ -70,22 +70,6 @@ def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple
     return tuple(label for label, _ in counts.most_common(limit))
 
 
-def tag_item(tag: str, pool: Sequence[Classification], primary_labels: Sequence[str]) -> Classification:
-    """An account interest tag as a profile item the models can read: the label itself (a primary label, or a
-    secondary tag under the primary most common among the pool's items carrying it), with the mean index and the
-    normalised mean vector of those items (zeros when none carries it)."""
-    carriers = [c for c in pool if tag in c.labels]
-    dim = len(pool[0].vector) if pool else 0
-    vector = np.sum([c.vector for c in carriers], axis=0) if carriers else np.zeros(dim, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    vector = (vector / norm if norm > 0 else vector).astype(np.float32)
-    index = float(np.mean([c.index for c in carriers])) if carriers else 0.5
-    if tag in primary_labels:
-        return Classification(tag, 1.0, (), index, vector)
-    primary = Counter(c.primary for c in carriers).most_common(1)[0][0] if carriers else primary_labels[0]
-    return Classification(primary, 1.0, ((tag, 1.0),), index, vector)
-
-
 @dataclass
 class LabelVocab:
     """Maps a Classification to the ranking models' label ids: its primary label, then its tags, most likely first."""

@@ -5,23 +5,14 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_rec.classifier import Classification
 
-
-def tag_match(items: Sequence[Classification], interest_tags: Sequence[str], g: float) -> np.ndarray:
-    """m = w1 * (1/M) * sum_j x_j + w2 * c, with w1 = g/(1+g), w2 = 1/(1+g); x_j = 1 if the item's labels (primary
-    and tags) contain the user's j-th interest tag, M = number of interest tags (the hit term is 0 when M = 0)."""
+def tag_match(hits: np.ndarray, n_tags: int, index: np.ndarray, g: float) -> np.ndarray:
+    """m = w1 * (1/M) * sum_j x_j + w2 * c, with w1 = g/(1+g), w2 = 1/(1+g); `hits` (N,) = sum_j x_j, how many of
+    the user's M = `n_tags` interest tags each item's labels (primary and tags) contain (the hit term is 0 when
+    M = 0); `index` (N,) = c."""
     w1, w2 = g / (1.0 + g), 1.0 / (1.0 + g)
-    m = len(interest_tags)
-    hits = label_hits(items, interest_tags).astype(np.float64)
-    index = np.array([c.index for c in items], dtype=np.float64)
-    return (w1 * (hits / m if m else 0.0) + w2 * index).astype(np.float32)
-
-
-def label_hits(items: Sequence[Classification], tags: Sequence[str]) -> np.ndarray:
-    """(N,) how many of `tags` each item's labels (primary and tags) contain."""
-    wanted = set(tags)
-    return np.array([len(wanted.intersection(c.labels)) for c in items], dtype=np.int64)
+    hit_share = hits.astype(np.float64) / n_tags if n_tags else 0.0
+    return (w1 * hit_share + w2 * index.astype(np.float64)).astype(np.float32)
 
 
 def top_d(scores: np.ndarray, d: int) -> np.ndarray:

@@ -13,8 +13,9 @@ import numpy as np
 from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.checks import is_count, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
-from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags, tag_item
-from edge_rec.recall import interleave, label_hits, tag_match, top_d
+from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
+from edge_rec.pool import LabelNames, Pool
+from edge_rec.recall import interleave, tag_match, top_d
 from edge_rec.scorer import ModelScorer
 from edge_rec.semantic import MODES, similarity
 from edge_rec.sessions import resolve_threads
@@ -75,6 +76,7 @@ class EdgeRecommender:
             raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
                               f"{self.ranker.max_labels}; they must match")
         self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim)
+        self.names = LabelNames(self.bundle.primary_labels, self.bundle.tags)
         self.defaults = {key: self.bundle.pipeline.get(key, value) for key, value in DEFAULTS.items()}
         self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
 
@@ -85,10 +87,7 @@ class EdgeRecommender:
         k larger than what recall keeps returns all of it. Only the most recent history items the models read
         (their history length) are classified and used.
         """
-        unknown = set(overrides) - set(DEFAULTS)
-        if unknown:
-            raise TypeError(f"unknown recommend() options {sorted(unknown)}; the options are {sorted(DEFAULTS)}")
-        knobs = self._knobs({**self.defaults, **overrides, **({} if k is None else {"k": k})})
+        knobs = self.knobs(k, **overrides)
         user = as_user(user)
         if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
             raise TypeError(f"candidates must be a list of items, got {type(candidates).__name__}")
@@ -100,30 +99,44 @@ class EdgeRecommender:
             seen.add(item.id)
         if not items:
             return []
-        start = max(0, len(user.history) - max(self.recall.history_length, self.ranker.history_length))
+        start = max(0, len(user.history) - self.history_length)
         history = self._classify(list(user.history[start:]), "history item", start)
-        pool = self._classify(items, "candidate")
-        account = self._known_tags(user.interest_tags)
+        pool = Pool.of([it.id for it in items], self._classify(items, "candidate"), self.vocab, self.names)
+        return self.rank(history, self._known_tags(user.interest_tags), pool, knobs)
+
+    @property
+    def history_length(self) -> int:
+        """How many of the most recent history items the models read."""
+        return max(self.recall.history_length, self.ranker.history_length)
+
+    def rank(self, history: Sequence[Classification], account: tuple[str, ...], pool: Pool, knobs: dict,
+             exclude: np.ndarray | None = None, demote: np.ndarray | None = None) -> list[Recommendation]:
+        """Recall and rank the columnar `pool` for a user with this (classified) history and these known account
+        tags; `exclude` (N,) bool keeps items out, `demote` (N,) bool ranks them after every other item."""
         tags = account or derive_interest_tags(history, knobs["max_interest_tags"])
         # Account tags join the user features the models read as a second interest: a profile of one item per tag.
         # Recall keeps an item by its better interest; ranking orders the items once per interest and the top k
         # takes from each in turn, so a long history cannot drown the stated interests (nor they the history).
-        profile = [tag_item(t, pool, self.bundle.primary_labels) for t in account]
-        sources = [(name, h) for name, h in (("history", history), ("account", profile)) if h] or [("history", [])]
+        profile = [pool.tag_item(t) for t in account]
+        sources = [(name, h) for name, h in (("history", list(history)), ("account", profile)) if h] or [("history", [])]
         interests = [self.vocab.features(h, "history item") for _, h in sources]
-        pool_f = self.vocab.features(pool, "candidate")
         hist_f = {key: np.concatenate([f[key] for f in interests]) for key in interests[0]}  # every reference item
-        rate = np.max([self.recall(f, pool_f) for f in interests], axis=0)  # (N,) first interaction rate
-        match = tag_match(pool, tags, knobs["match_g"])  # (N,)
-        sim = similarity(hist_f["vector"], pool_f["vector"], knobs["semantic_mode"])  # (N,)
+        # Recall and ranking read only the rows that may be recommended (all of them unless some are excluded).
+        rows = np.arange(len(pool)) if exclude is None else np.flatnonzero(~exclude)
+        if not len(rows):
+            return []
+        pool_f = pool.features if exclude is None else {key: v[rows] for key, v in pool.features.items()}
+        rate = np.max([self.recall(f, pool_f) for f in interests], axis=0)  # (n,) first interaction rate
+        match = tag_match(pool.hits(tags, rows), len(tags), pool_f["index"], knobs["match_g"])  # (n,)
+        sim = similarity(hist_f["vector"], pool_f["vector"], knobs["semantic_mode"])  # (n,)
         # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
         # Pre-screening selects on small pools too: each path keeps at most screen_share of the pool (but >= k).
-        cap = max(knobs["k"], math.ceil(knobs["screen_share"] * len(pool)))
+        cap = max(knobs["k"], math.ceil(knobs["screen_share"] * len(rows)))
         by_sem = top_d(sim, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
         by_model, by_tag = top_d(rate, min(cap, knobs["recall_top"])), top_d(match, min(cap, knobs["tag_top"]))
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
-                        dtype=np.int64)
-        outside = np.array([not pool[i].in_scope for i in kept], dtype=bool)  # (U,)
+                        dtype=np.int64)  # positions in `rows`
+        outside = ~pool.in_scope[rows[kept]]  # (U,)
         if knobs["out_of_scope"] == "drop":
             kept, outside = kept[~outside], outside[~outside]
             if not len(kept):
@@ -134,22 +147,23 @@ class EdgeRecommender:
         degrees = [lam * p + (1.0 - lam) * kept_f["index"] for p in ctrs]
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
                      ("semantic", set(by_sem.tolist())))
-        out = []
         # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one). The account
         # interest orders the items carrying one of its tags first: the ranker alone, with a one-item profile, does
-        # not always prefer them (measured: 0 of 10 for "entertainment" on 300 held-out titles).
+        # not always prefer them (measured: 0 of 10 for "entertainment" on 300 held-out titles). Demoted items sort
+        # after all of these.
         last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
-        carries = label_hits([pool[i] for i in kept], account) > 0
-        orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last))
+        sunk = np.zeros_like(outside) if demote is None else demote[rows[kept]]
+        carries = pool.hits(account, rows[kept]) > 0
+        orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last, sunk))
                   for (name, _), d in zip(sources, degrees)]
+        out = []
         for j, which in interleave(orders, knobs["k"]):
             degree, ctr = degrees[which], ctrs[which]
-            i = int(kept[j])
-            c = pool[i]
-            paths = tuple(p for p, s in path_sets if i in s)
-            out.append(Recommendation(items[i].id, float(degree[j]), float(ctr[j]), float(c.index), float(rate[i]),
-                                      float(match[i]), float(sim[i]), paths, c.primary, tuple(t for t, _ in c.tags),
-                                      c.in_scope, sources[which][0]))
+            at, i = int(kept[j]), int(rows[kept[j]])
+            paths = tuple(p for p, s in path_sets if at in s)
+            out.append(Recommendation(pool.ids[i], float(degree[j]), float(ctr[j]), float(pool.index[i]),
+                                      float(rate[at]), float(match[at]), float(sim[at]), paths, pool.primary(i),
+                                      pool.tags(i), bool(pool.in_scope[i]), sources[which][0]))
         return out
 
     def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:
@@ -183,6 +197,13 @@ class EdgeRecommender:
                 raise ValueError(f"interest tag {t!r:.40} is not a label of bundle {self.bundle.name!r}; closest: "
                                  f"{close} (see `edge-rec info` for all {len(labels)})")
         return tuple(dict.fromkeys(tags))
+
+    def knobs(self, k: int | None = None, **overrides) -> dict:
+        """The bundle's pipeline knobs (DEFAULTS where it sets none) with these overrides, checked."""
+        unknown = set(overrides) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown recommend() options {sorted(unknown)}; the options are {sorted(DEFAULTS)}")
+        return self._knobs({**self.defaults, **overrides, **({} if k is None else {"k": k})})
 
     def _knobs(self, knobs: dict) -> dict:
         for key in ("recall_top", "tag_top", "k", "max_interest_tags"):

@@ -28,12 +28,20 @@ def rec(rec_bundle):
 
 
 def test_tag_match_formula():
+    from edge_rec.items import LabelVocab
+    from edge_rec.pool import LabelNames, Pool
+
     items = [cls("tech", ("ai", "game"), 0.2), cls("sports", (), 0.9), cls("finance", ("stock",), 0.5)]
+    pool = Pool.of(["a", "b", "c"], items, LabelVocab(["primary:tech"], 3, 16),
+                   LabelNames(["tech", "sports", "finance"], ["ai", "game", "stock", "film"]))
     g = 3.0  # w1 = 0.75, w2 = 0.25
-    m = tag_match(items, ["ai", "sports", "stock", "film"], g)
+    tags = ["ai", "sports", "stock", "film"]
+    m = tag_match(pool.hits(tags), len(tags), pool.index, g)
     np.testing.assert_allclose(m, [0.75 * 1 / 4 + 0.25 * 0.2, 0.75 * 1 / 4 + 0.25 * 0.9, 0.75 * 1 / 4 + 0.25 * 0.5],
                                rtol=1e-6)
-    np.testing.assert_allclose(tag_match(items, [], g), [0.05, 0.225, 0.125], rtol=1e-6)  # no tags: w2 * c only
+    np.testing.assert_allclose(tag_match(pool.hits([]), 0, pool.index, g), [0.05, 0.225, 0.125], rtol=1e-6)  # w2 * c
+    assert pool.hits(["game", "ai", "ai", "unknown"]).tolist() == [2, 0, 0]  # labels, not repeats or unknowns
+    assert (pool.primary(0), pool.tags(0), pool.tags(1)) == ("tech", ("ai", "game"), ())
     assert top_d(np.array([0.1, 0.5, 0.5, 0.9]), 3).tolist() == [3, 1, 2]
 
 
