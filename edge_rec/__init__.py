@@ -6,6 +6,7 @@ from edge_rec.classifier import Classification, ContentClassifier  # noqa: E402
 from edge_rec.items import Item, User  # noqa: E402
 from edge_rec.recommender import EdgeRecommender, Recommendation  # noqa: E402
 from edge_rec.semantic import VectorStore  # noqa: E402
+from edge_rec.store import Store, StoreError  # noqa: E402
 
 __all__ = ["Bundle", "BundleError", "Classification", "ContentClassifier", "EdgeRecommender", "Item",
-           "Recommendation", "User", "VectorStore", "default_bundle_path", "load_bundle", "__version__"]
+           "Recommendation", "Store", "StoreError", "User", "VectorStore", "default_bundle_path", "load_bundle", "__version__"]

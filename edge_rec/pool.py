@@ -81,3 +81,18 @@ class Pool:
         primary = (self.names.names[Counter(self.labels[carriers, 0].tolist()).most_common(1)[0][0]]
                    if len(carriers) else self.names.primary[0])
         return Classification(primary, 1.0, ((tag, 1.0),), index, vector)
+
+    def select(self, rows: np.ndarray) -> "Pool":
+        """The items at `rows` (positions or a boolean mask), in that order."""
+        ids = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
+        return Pool([self.ids[i] for i in ids], self.labels[ids], {k: v[ids] for k, v in self.features.items()},
+                    self.in_scope[ids], self.names)
+
+    def extend(self, other: "Pool") -> "Pool":
+        """This pool's items, then `other`'s (label columns padded to the wider of the two)."""
+        width = max(self.labels.shape[1], other.labels.shape[1])
+        pad = [np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1) for p in (self, other)]
+        return Pool(self.ids + other.ids, np.concatenate(pad),
+                    {k: np.concatenate([v, other.features[k]]) for k, v in self.features.items()},
+                    np.concatenate([self.in_scope, other.in_scope]), self.names)
+

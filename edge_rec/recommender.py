@@ -102,7 +102,7 @@ class EdgeRecommender:
         start = max(0, len(user.history) - self.history_length)
         history = self._classify(list(user.history[start:]), "history item", start)
         pool = Pool.of([it.id for it in items], self._classify(items, "candidate"), self.vocab, self.names)
-        return self.rank(history, self._known_tags(user.interest_tags), pool, knobs)
+        return self.rank(history, self.known_tags(user.interest_tags), pool, knobs)
 
     @property
     def history_length(self) -> int:
@@ -132,8 +132,11 @@ class EdgeRecommender:
         # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
         # Pre-screening selects on small pools too: each path keeps at most screen_share of the pool (but >= k).
         cap = max(knobs["k"], math.ceil(knobs["screen_share"] * len(rows)))
-        by_sem = top_d(sim, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
-        by_model, by_tag = top_d(rate, min(cap, knobs["recall_top"])), top_d(match, min(cap, knobs["tag_top"]))
+        # Demoted items are recalled only where too few others are left (every path score is within [-1, 1]).
+        sink = np.zeros(len(rows), np.float32) if demote is None else 4.0 * demote[rows].astype(np.float32)
+        by_sem = top_d(sim - sink, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
+        by_model = top_d(rate - sink, min(cap, knobs["recall_top"]))
+        by_tag = top_d(match - sink, min(cap, knobs["tag_top"]))
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
                         dtype=np.int64)  # positions in `rows`
         outside = ~pool.in_scope[rows[kept]]  # (U,)
@@ -152,7 +155,7 @@ class EdgeRecommender:
         # not always prefer them (measured: 0 of 10 for "entertainment" on 300 held-out titles). Demoted items sort
         # after all of these.
         last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
-        sunk = np.zeros_like(outside) if demote is None else demote[rows[kept]]
+        sunk = sink[kept] > 0
         carries = pool.hits(account, rows[kept]) > 0
         orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last, sunk))
                   for (name, _), d in zip(sources, degrees)]
@@ -187,7 +190,7 @@ class EdgeRecommender:
             out[i] = c
         return out
 
-    def _known_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+    def known_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
         """The account's interest tags, de-duplicated; ValueError naming an unknown one and the closest labels."""
         labels = self.bundle.primary_labels + self.bundle.tags
         known = set(labels)

@@ -1,0 +1,274 @@
+"""Store: a catalogue classified once and a behaviour log, on the device in one SQLite file; recommendations over
+the whole catalogue that reflect every event recorded before the call.
+
+    store = Store("feed.db")                       # the default bundle
+    store.add([{"id": "a1", "text": "..."}])       # classified once, persisted with its vector
+    store.record("u1", "a1", "click")
+    store.recommend("u1", k=10)
+
+In memory the catalogue is a columnar Pool (edge_rec/pool.py), loaded at open and kept up to date by add/remove;
+SQLite (WAL) holds the truth, each chunk of added items and each event committed as it comes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time as clock
+from collections import Counter
+from typing import Hashable, Iterable, Sequence
+
+import numpy as np
+
+from edge_rec.bundle import Bundle
+from edge_rec.classifier import Classification
+from edge_rec.items import Item, as_item
+from edge_rec.pool import Pool
+from edge_rec.recommender import EdgeRecommender, Recommendation
+
+SCHEMA_VERSION = 1
+POSITIVE = ("click", "long_view", "like", "share")  # events that make an item part of the user's history
+NEGATIVE = ("hide", "dislike")  # the item is never shown again; labels hidden often enough are demoted
+EVENTS = ("impression", *POSITIVE, *NEGATIVE)
+HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (row INTEGER PRIMARY KEY, id UNIQUE NOT NULL, text TEXT NOT NULL, classification TEXT NOT NULL,
+                    vector BLOB NOT NULL, added REAL NOT NULL);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, user NOT NULL, item NOT NULL, event TEXT NOT NULL, time REAL NOT NULL);
+CREATE INDEX events_by_user ON events (user, time, seq);
+"""
+
+
+class StoreError(ValueError):
+    """The store file cannot be used as asked: another bundle's, a newer schema, not a store."""
+
+
+class Store:
+    """Catalogue + behaviour log in SQLite at `path`, recommending with `bundle` (default: the shipped one).
+
+    A store remembers the bundle it was classified with (labels and vector size); opened with another it is refused
+    unless `reclassify=True`, which classifies every stored text again with the new bundle.
+    Safe to share between threads (one lock around the connection and the in-memory catalogue).
+    """
+
+    def __init__(self, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None,
+                 profile: str = "phone", threads: int | None = None, reclassify: bool = False):
+        self.path = os.fspath(path)
+        self.recommender = EdgeRecommender(bundle, profile=profile, threads=threads)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash of the app loses nothing committed
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a store ({e})") from None
+        if version == 0:
+            self._create()
+        elif version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: store schema {version} is newer than this edge-rec's "
+                             f"({SCHEMA_VERSION}); upgrade edge-rec")
+        made_with = self._meta("bundle")
+        if made_with != self._fingerprint():
+            if not reclassify:
+                name = json.loads(made_with)["name"] if made_with else "?"
+                raise StoreError(f"{self.path}: classified with bundle {name!r}, whose labels or vector size differ "
+                                 f"from bundle {self.recommender.bundle.name!r}; open it with reclassify=True "
+                                 f"(`edge-rec store --db {self.path} reclassify`) to classify its texts again")
+            self._reclassify()
+        self.pool = self._load()
+        self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+
+    # -- catalogue ---------------------------------------------------------------------------------------------
+    def add(self, items: Iterable[Item | dict], chunk: int = 256) -> int:
+        """Add or update items ({"id", "text"} or Items with text). New texts are classified a chunk at a time and
+        each chunk committed as it is done; an id already stored with the same text is skipped. Returns how many
+        were classified."""
+        done, batch = 0, []
+        for i, x in enumerate(items):
+            try:
+                item = as_item(x, f"item {i}")
+                if item.text is None:
+                    raise ValueError(f"item {i} (id {item.id!r:.60}) has no 'text'; the store classifies texts itself")
+                self.recommender.classifier.clean(item.text, i)
+            except (TypeError, ValueError):
+                self._add(batch)  # the good items before a bad one are kept
+                raise
+            batch.append(item)
+            if len(batch) >= chunk:
+                done += self._add(batch)
+                batch = []
+        return done + self._add(batch)
+
+    def _add(self, items: list[Item]) -> int:
+        with self._lock:
+            stored = dict(self._db.execute(
+                f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(items))})", [it.id for it in items]))
+            fresh = list({it.id: it for it in items if stored.get(it.id) != it.text}.values())  # the last text wins
+            if not fresh:
+                return 0
+            results = self.recommender.classifier.classify([it.text for it in fresh])
+            now = clock.time()
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM items WHERE id = ?", [(it.id,) for it in fresh if it.id in stored])
+                self._db.executemany("INSERT INTO items (id, text, classification, vector, added) VALUES (?, ?, ?, ?, ?)",
+                                     [(it.id, it.text, *_row(c), now) for it, c in zip(fresh, results)])
+            self._drop([it.id for it in fresh if it.id in self._rows])
+            self.pool = self.pool.extend(self._pool([it.id for it in fresh], results))
+            self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+            return len(fresh)
+
+    def remove(self, ids: Sequence[Hashable]) -> int:
+        """Remove items (unknown ids are ignored); their events stay in the log. Returns how many were removed."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            gone = sum(self._db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
+        self._drop([i for i in ids if i in self._rows])
+        return gone
+
+    def _drop(self, ids: list[Hashable]) -> None:
+        if ids:
+            keep = np.ones(len(self.pool), dtype=bool)
+            keep[[self._rows[i] for i in ids]] = False
+            self.pool = self.pool.select(keep)
+            self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    # -- behaviour ---------------------------------------------------------------------------------------------
+    def record(self, user: Hashable, item: Hashable, event: str, time: float | None = None) -> None:
+        """Append one event (see EVENTS) of `user` on a stored `item`; it counts from the next recommend()."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r:.40}; the events are {list(EVENTS)}")
+        if item not in self._rows:
+            raise ValueError(f"item {item!r:.60} is not in the store; add it first")
+        if user is None or isinstance(user, (list, dict, set)):
+            raise TypeError(f"user must be a str or int id, got {user!r:.60}")
+        with self._lock:
+            self._db.execute("INSERT INTO events (user, item, event, time) VALUES (?, ?, ?, ?)",
+                             (user, item, event, clock.time() if time is None else float(time)))
+
+    def forget_user(self, user: Hashable) -> int:
+        """Erase every event of `user`; returns how many."""
+        with self._lock:
+            return self._db.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
+
+    def prune(self, max_age_s: float | None = None, max_events_per_user: int | None = None) -> int:
+        """Retention: drop events older than `max_age_s`, and all but each user's `max_events_per_user` latest.
+        Returns how many events were dropped."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            dropped = 0
+            if max_age_s is not None:
+                dropped += self._db.execute("DELETE FROM events WHERE time < ?", (clock.time() - max_age_s,)).rowcount
+            if max_events_per_user is not None:
+                dropped += self._db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
+                    "(PARTITION BY user ORDER BY time DESC, seq DESC) AS n FROM events) WHERE n > ?)",
+                    (max_events_per_user,)).rowcount
+        return dropped
+
+    def events(self, user: Hashable) -> list[tuple[Hashable, str, float]]:
+        """The user's (item, event, time), oldest first (by time, then by when recorded)."""
+        with self._lock:
+            return self._db.execute("SELECT item, event, time FROM events WHERE user = ? ORDER BY time, seq",
+                                    (user,)).fetchall()
+
+    # -- recommending ------------------------------------------------------------------------------------------
+    def recommend(self, user: Hashable, k: int | None = None, interest_tags: Sequence[str] = (),
+                  exclude_seen: bool = False, **knobs) -> list[Recommendation]:
+        """The top-k stored items for `user`, from the events recorded so far: the history is the items the user
+        clicked, liked, shared or viewed long (most recent last), and those are not recommended again; nor, with
+        `exclude_seen`, the ones shown (impression). A hidden or disliked item is never recommended, and items
+        carrying a label (category or tag) the user hid HIDE_LABEL_AFTER times rank after all others."""
+        rec = self.recommender
+        knobs = rec.knobs(k, **knobs)
+        account = rec.known_tags(tuple(interest_tags))
+        with self._lock:
+            events = self.events(user)
+            positive = list(dict.fromkeys(reversed([i for i, e, _ in events if e in POSITIVE and i in self._rows])))
+            history = self._classifications(list(reversed(positive[:rec.history_length])))
+            shut = {i for i, e, _ in events if e in NEGATIVE or (exclude_seen and e == "impression")} | set(positive)
+            exclude = np.zeros(len(self.pool), dtype=bool)
+            exclude[[self._rows[i] for i in shut if i in self._rows]] = True
+            hidden = Counter(label for i, e, _ in events if e in NEGATIVE and i in self._rows
+                             for label in (self.pool.primary(self._rows[i]), *self.pool.tags(self._rows[i])))
+            demote = self.pool.hits([label for label, n in hidden.items() if n >= HIDE_LABEL_AFTER]) > 0
+            return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote)
+
+    def info(self) -> dict:
+        with self._lock:
+            users, events = self._db.execute("SELECT COUNT(DISTINCT user), COUNT(*) FROM events").fetchone()
+        return {"path": self.path, "schema": SCHEMA_VERSION, "bundle": self.recommender.bundle.name,
+                "items": len(self.pool), "users": users, "events": events,
+                "bytes": sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _create(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("INSERT INTO meta VALUES ('bundle', ?)", (self._fingerprint(),))
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _fingerprint(self) -> str:
+        """What stored classifications depend on: the bundle's labels, tags and vector size (its name, for errors)."""
+        b, rec = self.recommender.bundle, self.recommender
+        digest = hashlib.sha256(json.dumps([b.primary_labels, b.tags, rec.vocab.vector_dim]).encode()).hexdigest()
+        return json.dumps({"name": b.name, "labels": digest})
+
+    def _reclassify(self) -> None:
+        texts = self._db.execute("SELECT id, text FROM items ORDER BY row").fetchall()
+        results = list(self.recommender.classifier.classify_stream([t for _, t in texts]))
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE items SET classification = ?, vector = ? WHERE id = ?",
+                                 [(*_row(c), i) for (i, _), c in zip(texts, results)])
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self._fingerprint(),))
+
+    def _load(self) -> Pool:
+        rows = self._db.execute("SELECT id, classification, vector FROM items ORDER BY row").fetchall()
+        return self._pool([r[0] for r in rows], [_classification(c, v) for _, c, v in rows])
+
+    def _pool(self, ids: list, results: list[Classification]) -> Pool:
+        return Pool.of(ids, results, self.recommender.vocab, self.recommender.names, "stored item")
+
+    def _classifications(self, ids: list) -> list[Classification]:
+        if not ids:
+            return []
+        found = dict((i, _classification(c, v)) for i, c, v in self._db.execute(
+            f"SELECT id, classification, vector FROM items WHERE id IN ({','.join('?' * len(ids))})", ids))
+        return [found[i] for i in ids]
+
+
+def _row(c: Classification) -> tuple[str, bytes]:
+    """(classification as JSON, vector as float32 bytes); index and probability unrounded, so a re-opened store
+    ranks exactly as the one that classified."""
+    d = {**c.to_dict(), "primary_prob": c.primary_prob, "index": c.index}
+    return json.dumps(d, ensure_ascii=False), np.asarray(c.vector, dtype=np.float32).tobytes()
+
+
+def _classification(stored: str, vector: bytes) -> Classification:
+    return Classification.from_dict({**json.loads(stored), "vector": np.frombuffer(vector, dtype=np.float32)})

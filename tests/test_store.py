@@ -1,0 +1,182 @@
+"""edge_rec.Store: catalogue and behaviour in SQLite, recommendations that follow the last event."""
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA, TITLES
+from edge_rec import EdgeRecommender, Item, Store
+from edge_rec.store import HIDE_LABEL_AFTER, StoreError
+
+ITEMS = [{"id": f"c{i}", "text": t + f" {i}"} for i, t in enumerate(TITLES * 4)]
+
+
+@pytest.fixture()
+def store(rec_bundle, tmp_path):
+    s = Store(tmp_path / "feed.db", rec_bundle)
+    s.add(ITEMS)
+    yield s
+    s.close()
+
+
+def test_catalogue_is_classified_once_and_survives_reopening(store, rec_bundle, tmp_path):
+    assert len(store) == len(ITEMS) and store.add(ITEMS) == 0  # same texts: nothing classified again
+    store.record("u", "c1", "click")
+    before = [r.to_dict() for r in store.recommend("u", k=8)]
+    store.close()
+    again = Store(tmp_path / "feed.db", rec_bundle)
+    assert len(again) == len(ITEMS) and [r.to_dict() for r in again.recommend("u", k=8)] == before
+    # The same pipeline as EdgeRecommender over the same candidates and history (minus the clicked item).
+    direct = EdgeRecommender(rec_bundle).recommend({"history": [ITEMS[1]]}, [x for x in ITEMS if x["id"] != "c1"], k=8)
+    assert [(r.id, round(r.score, 5)) for r in direct] == [(r["id"], round(r["score"], 5)) for r in before]
+    assert again.add([{"id": "c1", "text": "故宫如何修文物 新"}]) == 1  # a new text under a known id: afresh
+    assert len(again) == len(ITEMS)
+    again.close()
+
+
+def test_recommendations_follow_every_event(store):
+    first = store.recommend("u", k=5)
+    top = first[0].id
+    store.record("u", top, "click")
+    after = store.recommend("u", k=len(ITEMS))
+    assert top not in [r.id for r in after]  # clicked: not recommended again
+    store.record("u", after[0].id, "impression")
+    assert after[0].id in [r.id for r in store.recommend("u", k=len(ITEMS))]
+    assert after[0].id not in [r.id for r in store.recommend("u", k=len(ITEMS), exclude_seen=True)]
+    assert [e for _, e, _ in store.events("u")] == ["click", "impression"]
+    assert store.forget_user("u") == 2 and store.events("u") == []
+    assert store.recommend("u", k=5)[0].id == top  # back to a user with no history
+
+
+def test_hide_removes_the_item_and_then_demotes_its_label(store):
+    ranked = store.recommend("u", k=len(ITEMS))
+    victim = ranked[0]
+    store.record("u", victim.id, "hide")
+    assert victim.id not in [r.id for r in store.recommend("u", k=len(ITEMS))]
+    same = [r for r in ranked[1:] if r.primary == victim.primary][:HIDE_LABEL_AFTER - 1]
+    for r in same:
+        store.record("u", r.id, "dislike")
+    after = store.recommend("u", k=len(ITEMS))
+    others = [r for r in after if r.primary != victim.primary and victim.primary not in r.tags]
+    assert [r.primary for r in after[:len(others)]] == [r.primary for r in others]  # the hidden category sinks
+
+
+def test_bad_events_and_items_are_refused(store):
+    with pytest.raises(ValueError, match="unknown event 'clik'"):
+        store.record("u", "c1", "clik")
+    with pytest.raises(ValueError, match="not in the store"):
+        store.record("u", "nope", "click")
+    with pytest.raises(ValueError, match="neither 'text'"):
+        store.add([{"id": "x"}])
+    with pytest.raises(ValueError, match="has no 'text'"):  # the store classifies texts itself
+        store.add([Item("x", classification=store.recommender.classifier.classify("新闻")[0])])
+    with pytest.raises(ValueError, match="item 1"):
+        store.add([{"id": "y", "text": "新闻"}, {"text": "no id"}])
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        store.add([{"id": "z", "text": "新闻 z"}, {"id": "w", "text": "  "}])
+    assert store.info()["items"] == len(ITEMS) + 2  # the good items before each bad one were kept
+
+
+def test_another_bundle_is_refused_until_reclassified(store, tiny_export, tiny_ranking, tmp_path):
+    from conftest import make_bundle
+    from edge_rec_export.bundle.package_ranking import add_to_bundle
+    from conftest import RANK_LABELS
+
+    other = make_bundle(tmp_path / "other", tiny_export[2], primary_labels=["a", "b", "c", "d", "e"], name="other")
+    add_to_bundle(other, {r: tiny_ranking[r] for r in ("recall", "ranker")}, {"ranking": {"labels": RANK_LABELS}})
+    store.close()
+    with pytest.raises(StoreError, match="classified with bundle 'tiny'.*reclassify"):
+        Store(store.path, other)
+    moved = Store(store.path, other, reclassify=True)
+    assert len(moved) == len(ITEMS) and moved.recommend("u", k=3)[0].primary in "abcde"
+    moved.close()
+
+
+def test_not_a_store_and_newer_schema(rec_bundle, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a store"):
+        Store(junk, rec_bundle)
+    import sqlite3
+    newer = tmp_path / "newer.db"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer"):
+        Store(newer, rec_bundle)
+
+
+def test_retention_bounds_the_log(store):
+    for i in range(6):
+        store.record("u", f"c{i}", "impression", time=time.time() - 1000 * i)
+    store.record("v", "c1", "click")
+    assert store.prune(max_events_per_user=4) == 2
+    assert store.prune(max_age_s=1500) == 2  # the 2000 s and 3000 s old ones
+    assert len(store.events("u")) == 2 and len(store.events("v")) == 1
+
+
+def test_readers_and_a_writer_at_once(store):
+    errors = []
+
+    def read():
+        try:
+            for _ in range(20):
+                assert len(store.recommend("u", k=3)) == 3
+        except Exception as e:  # noqa: BLE001 - collected and re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(40):
+        store.record("u", f"c{i % len(ITEMS)}", "impression")
+    for t in threads:
+        t.join()
+    assert not errors and len(store.events("u")) == 40
+
+
+WRITER = """
+import sys, time
+from edge_rec import Store
+s = Store(sys.argv[1], sys.argv[2])
+for n in range(1000):
+    s.add([{"id": f"k{n}-{j}", "text": f"故宫如何修文物 {n} {j}"} for j in range(8)], chunk=8)
+    print(n, flush=True)
+"""
+
+
+def test_a_killed_writer_loses_nothing_committed(rec_bundle, tmp_path):
+    db = tmp_path / "kill.db"
+    Store(db, rec_bundle).close()
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(rec_bundle)], stdout=subprocess.PIPE,
+                            text=True)
+    done = [int(proc.stdout.readline()) for _ in range(5)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reopened = Store(db, rec_bundle)
+    assert len(reopened) >= 8 * (done[-1] + 1) and len(reopened) % 8 == 0  # whole chunks only
+    reopened.close()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "toutiao_partial").is_dir(), reason="../shared/data not present")
+def test_the_shipped_bundle_follows_clicks_and_hides(tmp_path):
+    from edge_rec import load_bundle
+    from edge_rec_export.data.news_data import bundle_splits
+
+    bundle = load_bundle()
+    test = bundle_splits(SHARED_DATA, bundle.metrics)[2][:1500]
+    labels = bundle.primary_labels
+    store = Store(tmp_path / "feed.db", bundle)
+    store.add({"id": f"t{i}", "text": e.title} for i, e in enumerate(test))
+    sports = [f"t{i}" for i, e in enumerate(test) if labels[e.label] == "sports"]
+    for item in sports[:10]:
+        store.record("fan", item, "click")
+    top = store.recommend("fan", k=10)
+    assert sum(r.primary == "sports" for r in top) >= 6, [r.primary for r in top]
+    for item in sports[10:10 + HIDE_LABEL_AFTER]:
+        store.record("fan", item, "hide")
+    assert not [r for r in store.recommend("fan", k=10) if r.primary == "sports"]
+    store.close()
