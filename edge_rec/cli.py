@@ -16,6 +16,7 @@ from edge_rec.items import Item, as_item
 from edge_rec.recommender import EdgeRecommender
 from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
+from edge_rec.store import EVENTS, Store
 
 EXAMPLES = shipped("examples")  # titles.txt, items.jsonl, user.json: held-out titles (edge_rec_export.data.demo_data)
 
@@ -59,7 +60,7 @@ def _classify(a) -> int:
     for n, r in enumerate(_lines_done(stream), start=1):
         text = texts.popleft()
         if isinstance(r, Exception):
-            _print({"line": n, "error": _unnumbered(r, n - 1)})
+            _print({"line": n, "error": str(r).replace(f"text {n - 1} ", "text ", 1)})
         else:
             _print({"text": text, **r.to_dict(with_vector=a.vector)}, flush=not texts)  # at each chunk's end
         if progress:
@@ -74,12 +75,6 @@ def _remember(lines, texts: deque):
     for line in lines:
         texts.append(line)
         yield line
-
-
-def _unnumbered(e: Exception, position: int) -> str:
-    """A classifier error without its stream position ("text 4 is empty" -> "text is empty"): the caller names
-    the line instead."""
-    return str(e).replace(f"text {position} ", "text ", 1)
 
 
 def _lines_done(stream):
@@ -186,21 +181,18 @@ def _classified_items(clf: ContentClassifier, path) -> list[Item]:
     """The items of a JSON-lines file in file order, texts classified as the file streams in (a chunk at a time,
     with a progress count on a terminal), so only compact results are held, never every text's tokens."""
     items: list[Item] = []
-    waiting: deque[tuple[int, int]] = deque()  # (line, position in items) of texts sent to the classifier
+    waiting: deque[int] = deque()  # positions in items of the texts sent to the classifier
 
     def texts():
-        for n, record in _jsonl_records(path):
-            item = as_item(record, f"{path}:{n}")
+        for item in _checked_items(clf, path):
             items.append(item)
             if item.classification is None:
-                waiting.append((n, len(items) - 1))
+                waiting.append(len(items) - 1)
                 yield item.text
 
     progress = _Progress("items") if sys.stderr.isatty() else None
-    for done, r in enumerate(clf.classify_stream(texts(), skip_bad=True), start=1):
-        n, at = waiting.popleft()
-        if isinstance(r, Exception):
-            raise type(r)(f"{path}:{n}: id {items[at].id!r:.60}: {_unnumbered(r, done - 1)}")
+    for done, r in enumerate(clf.classify_stream(texts()), start=1):
+        at = waiting.popleft()
         items[at] = Item(items[at].id, classification=r)
         if progress:
             progress.tick(done)
@@ -215,6 +207,46 @@ def _recommend(a) -> int:
     items = _classified_items(rec.classifier, a.items)
     for r in rec.recommend(user, items, k=a.k):
         print(json.dumps(r.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _checked_items(clf: ContentClassifier, path):
+    """The items of a JSON-lines file as a stream, each checked where a bad one can be named by file:line."""
+    for n, record in _jsonl_records(path):
+        item = as_item(record, f"{path}:{n}")
+        if item.text is not None:
+            try:
+                clf.clean(item.text)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{path}:{n}: id {item.id!r:.60}: {e}") from None
+        yield item
+
+
+def _store(a) -> int:
+    """`edge-rec store --db FILE ACTION ...`: one Store call, JSON lines out."""
+    with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify") as store:
+        if a.action == "add":
+            items = _checked_items(store.recommender.classifier, a.items)
+            before = len(store)
+            try:
+                classified = store.add(items)
+            except (ValueError, TypeError) as e:  # the items before the bad line were committed: say so
+                raise type(e)(f"{e} (the {len(store) - before} new items before it were added)") from None
+            _print({"classified": classified, "items": len(store)})
+        elif a.action == "record":
+            # An id given on the command line is text; a stored item may have a numeric id.
+            item = int(a.item) if a.item not in store and a.item.lstrip("-").isdigit() else a.item
+            store.record(a.user, item, a.event, a.time)
+        elif a.action == "recommend":
+            for r in store.recommend(a.user, k=a.k, interest_tags=a.tags or (), exclude_seen=a.exclude_seen):
+                _print(r.to_dict(), flush=False)
+        elif a.action == "forget":
+            _print({"user": a.user, "events_erased": store.forget_user(a.user)})
+        elif a.action == "prune":
+            _print({"events_dropped": store.prune(None if a.max_age_days is None else a.max_age_days * 86400.0,
+                                                  a.max_events)})
+        else:  # info, reclassify
+            _print(store.info())
     return 0
 
 
@@ -255,6 +287,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="how many to return (default: the bundle's)")
     _add_bundle_args(p)
     p.set_defaults(func=_recommend)
+    p = sub.add_parser("store", help="a catalogue and behaviour log on the device (SQLite): add, record, recommend",
+                       description="Keep a classified catalogue and a user behaviour log in one SQLite file and "
+                                   "recommend from them; every event counts from the next recommendation.")
+    p.add_argument("--db", required=True, help="the store file (created if missing)")
+    _add_bundle_args(p)
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("add", help="add or update items from a JSON-lines file (classified once)")
+    q.add_argument("items", help='items.jsonl: one {"id", "text"} per line, read as a stream')
+    q = actions.add_parser("record", help="record one event of a user on an item")
+    q.add_argument("user")
+    q.add_argument("item")
+    q.add_argument("event", help=f"one of {', '.join(EVENTS)}")
+    q.add_argument("--time", type=float, default=None, help="Unix time of the event (default: now)")
+    q = actions.add_parser("recommend", help="recommend stored items to a user, one JSON object per line")
+    q.add_argument("user")
+    q.add_argument("--k", type=int, default=None, help="how many (default: the bundle's)")
+    q.add_argument("--tags", nargs="+", default=None, help="the account's interest tags (labels of the bundle)")
+    q.add_argument("--exclude-seen", action="store_true", help="also leave out items the user was shown")
+    actions.add_parser("info", help="items, users, events and size of the store")
+    q = actions.add_parser("forget", help="erase every event of a user")
+    q.add_argument("user")
+    q = actions.add_parser("prune", help="retention: drop old events")
+    q.add_argument("--max-age-days", type=_positive_float, default=None)
+    q.add_argument("--max-events", type=_positive_int, default=None, help="keep each user's latest N events")
+    actions.add_parser("reclassify", help="classify every stored text again with this bundle (after a bundle change)")
+    p.set_defaults(func=_store)
     p = sub.add_parser("bench", help="measure latency on this device",
                        description="Measure classify (batch 1 and 32) and recommend (100 / 1,000 / 10,000 candidates) "
                                    "latency, cold start and peak RSS on this device, with p50/p90/p99.")

@@ -89,20 +89,28 @@ class Store:
         each chunk committed as it is done; an id already stored with the same text is skipped. Returns how many
         were classified."""
         done, batch = 0, []
-        for i, x in enumerate(items):
+        source = enumerate(items)
+        while True:
             try:
-                item = as_item(x, f"item {i}")
-                if item.text is None:
-                    raise ValueError(f"item {i} (id {item.id!r:.60}) has no 'text'; the store classifies texts itself")
-                self.recommender.classifier.clean(item.text, i)
-            except (TypeError, ValueError):
-                self._add(batch)  # the good items before a bad one are kept
+                i, x = next(source)
+                item = self._checked(x, i)
+            except StopIteration:
+                break
+            except BaseException:  # a bad item, the input failing, Ctrl-C: the items before it are kept
+                self._add(batch)
                 raise
             batch.append(item)
             if len(batch) >= chunk:
                 done += self._add(batch)
                 batch = []
         return done + self._add(batch)
+
+    def _checked(self, x, i: int) -> Item:
+        item = as_item(x, f"item {i}")
+        if item.text is None:
+            raise ValueError(f"item {i} (id {item.id!r:.60}) has no 'text'; the store classifies texts itself")
+        self.recommender.classifier.clean(item.text, i)
+        return item
 
     def _add(self, items: list[Item]) -> int:
         with self._lock:
@@ -140,6 +148,9 @@ class Store:
 
     def __len__(self) -> int:
         return len(self.pool)
+
+    def __contains__(self, item_id: Hashable) -> bool:
+        return item_id in self._rows
 
     # -- behaviour ---------------------------------------------------------------------------------------------
     def record(self, user: Hashable, item: Hashable, event: str, time: float | None = None) -> None:

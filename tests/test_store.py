@@ -180,3 +180,25 @@ def test_the_shipped_bundle_follows_clicks_and_hides(tmp_path):
         store.record("fan", item, "hide")
     assert not [r for r in store.recommend("fan", k=10) if r.primary == "sports"]
     store.close()
+
+
+def test_cli_store_session(rec_bundle, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "edge_rec", "store", "--db", str(tmp_path / "cli.db"),
+                               "--bundle", str(rec_bundle), *args], capture_output=True, text=True)
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in ITEMS[:10]) + '{"id": "bad", "text": ""}\n',
+                     encoding="utf-8")
+    out = run("add", str(items))
+    assert out.returncode == 2 and f"{items}:11: id 'bad': text is empty" in out.stderr
+    assert "the 10 new items before it were added" in out.stderr and "Traceback" not in out.stderr
+    first = [json.loads(x) for x in run("recommend", "u", "--k", "3").stdout.splitlines()]
+    assert len(first) == 3
+    assert run("record", "u", first[0]["id"], "click").returncode == 0
+    again = [json.loads(x)["id"] for x in run("recommend", "u", "--k", "3").stdout.splitlines()]
+    assert first[0]["id"] not in again
+    bad = run("record", "u", first[0]["id"], "clik")
+    assert bad.returncode == 2 and bad.stderr.startswith("edge-rec: error: unknown event") and len(bad.stderr.splitlines()) == 1
+    assert json.loads(run("info").stdout)["events"] == 1
+    assert json.loads(run("forget", "u").stdout)["events_erased"] == 1
