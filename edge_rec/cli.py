@@ -6,8 +6,10 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
 
 from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
@@ -149,7 +151,27 @@ def _demo(a) -> int:
     r = clf.classify(english)[0]
     print(f"\nout of scope: {english!r} -> in_scope={r.in_scope} (script share {r.scope_score:.2f}; "
           f"its label {r.primary!r} is not to be trusted)")
+    _demo_session(b, items, text)
     return 0
+
+
+def _demo_session(bundle, items: list[dict], text: dict) -> None:
+    """A store on the device: a new user, two clicks, and the next recommendation reflecting them."""
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "demo.db", bundle) as store:
+        store.add(items)
+        print(f"\na store session ({len(store)} items in a SQLite file): a new user's top 5")
+        before = store.recommend("demo", k=5)
+        for r in before:
+            print(f"  R {r.score:.3f}  ctr {r.ctr:.3f}  {r.primary:>13}  {text[r.id]}")
+        ranked = store.recommend("demo", k=len(store))
+        liked = [r for r in ranked if r.primary == ranked[-1].primary][:2]  # two items of a category ranked low
+        for r in liked:
+            store.record("demo", r.id, "click")
+        print(f"clicks on two {liked[0].primary} titles; the next top 5 (clicked items are not shown again):")
+        old = {r.id: r for r in ranked}
+        for r in store.recommend("demo", k=5):
+            print(f"  R {r.score:.3f}  ctr {r.ctr:.3f} (was {old[r.id].ctr:.3f})  {r.primary:>13}  "
+                  f"via {'+'.join(r.paths):18} {text[r.id]}")
 
 
 def _read_json(path, what: str):

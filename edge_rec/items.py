@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Sequence
 
@@ -77,33 +78,57 @@ class LabelVocab:
     max_labels: int
     vector_dim: int
     _ids: dict[str, int] = field(init=False, repr=False)
+    _primary: dict[str, int] = field(init=False, repr=False)
+    _tag: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self):
         self._ids = {n: i for i, n in enumerate(self.names, start=1)}
-
-    def ids(self, c: Classification) -> list[int]:
-        found = (self._ids.get(f"primary:{c.primary}"), *(self._ids.get(f"tag:{t}") for t, _ in c.tags))
-        return [i for i in found if i is not None][: self.max_labels]
+        self._primary = {n[len("primary:"):]: i for n, i in self._ids.items() if n.startswith("primary:")}
+        self._tag = {n[len("tag:"):]: i for n, i in self._ids.items() if n.startswith("tag:")}
 
     def features(self, items: Sequence[Classification], what: str = "item") -> dict[str, np.ndarray]:
         """labels (N, K) int64, index (N,) float32, vector (N, V) float32; ValueError naming the first bad item."""
-        labels = np.zeros((len(items), self.max_labels), dtype=np.int64)
-        for r, c in enumerate(items):
-            ids = self.ids(c)
-            labels[r, :len(ids)] = ids
-            if np.shape(c.vector) != (self.vector_dim,) or isinstance(c.index, bool):
-                raise ValueError(f"{what} {r}: expected a {self.vector_dim}-d vector and a numeric index, got shape "
-                                 f"{np.shape(c.vector)} and index {c.index!r:.40}")
+        return self.columns([c.primary for c in items], [[t for t, _ in c.tags] for c in items],
+                            [c.index for c in items], [c.vector for c in items], what)
+
+    def columns(self, primary: Sequence[str], tags: Sequence[Sequence[str]], index: Sequence[float],
+                vectors: Sequence[np.ndarray] | np.ndarray, what: str = "item") -> dict[str, np.ndarray]:
+        """features() from columns: primary labels, tag names (most likely first), indexes and vectors."""
+        by_primary, by_tag = self._primary, self._tag
+        rows = [[i for i in (by_primary.get(p), *map(by_tag.get, ts)) if i is not None] for p, ts in zip(primary, tags)]
+        labels = ragged(rows, 0, np.int64, self.max_labels)
+        flag = next((r for r, x in enumerate(index) if isinstance(x, bool)), None)
+        if isinstance(vectors, np.ndarray):
+            wrong = None if vectors.shape[1:] == (self.vector_dim,) else 0
+        else:
+            wrong = next((r for r, v in enumerate(vectors) if np.shape(v) != (self.vector_dim,)), None)
+        if flag is not None or wrong is not None:
+            r = flag if flag is not None else wrong
+            raise ValueError(f"{what} {r}: expected a {self.vector_dim}-d vector and a numeric index, got shape "
+                             f"{np.shape(vectors[r])} and index {index[r]!r:.40}")
         try:
-            index = np.array([c.index for c in items], dtype=np.float32)
+            index = np.array(index, dtype=np.float32)
         except (TypeError, ValueError):
             raise ValueError(f"{what}s: every category index must be a number") from None
-        vector = (np.stack([c.vector for c in items]).astype(np.float32) if items
-                  else np.zeros((0, self.vector_dim), dtype=np.float32))
+        # concatenate, not stack: several times faster over 100,000 rows
+        vector = (np.concatenate(vectors).astype(np.float32, copy=False).reshape(len(index), self.vector_dim)
+                  if len(index) else np.zeros((0, self.vector_dim), dtype=np.float32))
         # One vectorised check instead of one per item: NaN/inf or an index outside [0, 1] is refused.
         bad = ~(np.isfinite(index) & (index >= 0.0) & (index <= 1.0)) | ~np.isfinite(vector).all(axis=1)
         if bad.any():
             r = int(np.argmax(bad))
             raise ValueError(f"{what} {r}: category index must be a finite number in [0, 1] and the vector finite; "
-                             f"got index {items[r].index!r}")
+                             f"got index {index[r]!r}")
         return {"labels": labels, "index": index, "vector": vector}
+
+
+def ragged(rows: Sequence[Sequence[int]], fill: int, dtype, width: int | None = None) -> np.ndarray:
+    """Rows of different lengths as one (N, width) matrix padded with `fill` (rows cut at `width`; default: the
+    longest row, at least 1)."""
+    lens = np.fromiter(map(len, rows), np.int64, len(rows))
+    width = max(1, int(lens.max(initial=0))) if width is None else width
+    lens = np.minimum(lens, width)
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    out[np.arange(width) < lens[:, None]] = np.fromiter(chain.from_iterable(r[:width] for r in rows), dtype,
+                                                        int(lens.sum()))
+    return out

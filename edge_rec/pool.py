@@ -9,7 +9,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from edge_rec.classifier import Classification
-from edge_rec.items import LabelVocab
+from edge_rec.items import LabelVocab, ragged
 
 
 class LabelNames:
@@ -18,11 +18,11 @@ class LabelNames:
     def __init__(self, primary_labels: Sequence[str], tags: Sequence[str]):
         self.primary = tuple(primary_labels)
         self.names = tuple(dict.fromkeys([*primary_labels, *tags]))
-        self._index = {n: i for i, n in enumerate(self.names)}
+        self.index = {n: i for i, n in enumerate(self.names)}
 
     def ids(self, names: Sequence[str]) -> np.ndarray:
         """The ids of the known names among `names` (unknown ones are left out)."""
-        return np.array([self._index[n] for n in names if n in self._index], dtype=np.int32)
+        return np.array([self.index[n] for n in names if n in self.index], dtype=np.int32)
 
 
 @dataclass
@@ -38,12 +38,19 @@ class Pool:
     @classmethod
     def of(cls, ids: Sequence[Hashable], items: Sequence[Classification], vocab: LabelVocab, names: LabelNames,
            what: str = "candidate") -> "Pool":
-        rows = [names.ids(c.labels) for c in items]
-        labels = np.full((len(items), max([len(r) for r in rows], default=1) or 1), -1, dtype=np.int32)
-        for i, r in enumerate(rows):
-            labels[i, :len(r)] = r
-        return cls(list(ids), labels, vocab.features(items, what),
-                   np.array([c.in_scope for c in items], dtype=bool), names)
+        return cls.columns(ids, [c.primary for c in items], [[t for t, _ in c.tags] for c in items],
+                           [c.index for c in items], [c.vector for c in items], [c.in_scope for c in items], vocab,
+                           names, what)
+
+    @classmethod
+    def columns(cls, ids: Sequence[Hashable], primary: Sequence[str], tags: Sequence[Sequence[str]],
+                index: Sequence[float], vectors: Sequence[np.ndarray] | np.ndarray, in_scope: Sequence[bool],
+                vocab: LabelVocab, names: LabelNames, what: str = "candidate") -> "Pool":
+        """A pool from its columns (as a Store keeps them): no Classification per item needed."""
+        known = names.index
+        rows = [[known[n] for n in (p, *ts) if n in known] for p, ts in zip(primary, tags)]
+        return cls(list(ids), ragged(rows, -1, np.int32), vocab.columns(primary, tags, index, vectors, what),
+                   np.asarray(in_scope, dtype=bool).reshape(len(rows)), names)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,11 +95,11 @@ class Pool:
         return Pool([self.ids[i] for i in ids], self.labels[ids], {k: v[ids] for k, v in self.features.items()},
                     self.in_scope[ids], self.names)
 
-    def extend(self, other: "Pool") -> "Pool":
-        """This pool's items, then `other`'s (label columns padded to the wider of the two)."""
-        width = max(self.labels.shape[1], other.labels.shape[1])
-        pad = [np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1) for p in (self, other)]
-        return Pool(self.ids + other.ids, np.concatenate(pad),
-                    {k: np.concatenate([v, other.features[k]]) for k, v in self.features.items()},
-                    np.concatenate([self.in_scope, other.in_scope]), self.names)
-
+    @staticmethod
+    def concat(pools: Sequence["Pool"]) -> "Pool":
+        """The pools' items one after another (label columns padded to the widest)."""
+        width = max(p.labels.shape[1] for p in pools)
+        labels = [np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1) for p in pools]
+        return Pool([i for p in pools for i in p.ids], np.concatenate(labels),
+                    {k: np.concatenate([p.features[k] for p in pools]) for k in pools[0].features},
+                    np.concatenate([p.in_scope for p in pools]), pools[0].names)

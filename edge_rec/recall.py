@@ -17,6 +17,12 @@ def tag_match(hits: np.ndarray, n_tags: int, index: np.ndarray, g: float) -> np.
 
 def top_d(scores: np.ndarray, d: int) -> np.ndarray:
     """Positions of the `d` highest scores, best first; ties keep input order."""
+    if d <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if d < len(scores):  # sort only the scores at or above the d-th highest, not the whole pool
+        kth = np.partition(scores, len(scores) - d)[len(scores) - d]
+        head = np.flatnonzero(scores >= kth)
+        return head[np.argsort(-scores[head], kind="stable")][:d]
     return np.argsort(-scores, kind="stable")[:d]
 
 

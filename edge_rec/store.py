@@ -36,11 +36,15 @@ HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after w
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE items (row INTEGER PRIMARY KEY, id UNIQUE NOT NULL, text TEXT NOT NULL, classification TEXT NOT NULL,
-                    vector BLOB NOT NULL, added REAL NOT NULL);
+CREATE TABLE items (row INTEGER PRIMARY KEY, id UNIQUE NOT NULL, text TEXT NOT NULL, primary_label TEXT NOT NULL,
+                    primary_prob REAL NOT NULL, tags TEXT NOT NULL, tag_probs BLOB NOT NULL, idx REAL NOT NULL,
+                    in_scope INTEGER NOT NULL, scope_score REAL NOT NULL, vector BLOB NOT NULL, added REAL NOT NULL);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, user NOT NULL, item NOT NULL, event TEXT NOT NULL, time REAL NOT NULL);
 CREATE INDEX events_by_user ON events (user, time, seq);
 """
+COLUMNS = "primary_label, primary_prob, tags, tag_probs, idx, in_scope, scope_score, vector"  # one result
+SLOTS = ", ".join("?" * len(COLUMNS.split(",")))
+TAB = "\t"  # joins a result's tag names in one column (label names never hold a tab)
 
 
 class StoreError(ValueError):
@@ -86,24 +90,29 @@ class Store:
     # -- catalogue ---------------------------------------------------------------------------------------------
     def add(self, items: Iterable[Item | dict], chunk: int = 256) -> int:
         """Add or update items ({"id", "text"} or Items with text). New texts are classified a chunk at a time and
-        each chunk committed as it is done; an id already stored with the same text is skipped. Returns how many
-        were classified."""
-        done, batch = 0, []
+        each chunk committed as it is done; an id already stored with the same text is skipped; an item that also
+        carries its `classification` (made with this bundle) is stored as given. Returns how many were stored."""
+        done, batch, pieces = 0, [], []
         source = enumerate(items)
-        while True:
-            try:
-                i, x = next(source)
-                item = self._checked(x, i)
-            except StopIteration:
-                break
-            except BaseException:  # a bad item, the input failing, Ctrl-C: the items before it are kept
-                self._add(batch)
-                raise
-            batch.append(item)
-            if len(batch) >= chunk:
-                done += self._add(batch)
-                batch = []
-        return done + self._add(batch)
+        try:
+            while True:
+                try:
+                    i, x = next(source)
+                    item = self._checked(x, i)
+                except StopIteration:
+                    break
+                except BaseException:  # a bad item, the input failing, Ctrl-C: the items before it are kept
+                    pieces.append(self._add(batch))
+                    raise
+                batch.append(item)
+                if len(batch) >= chunk:
+                    pieces.append(self._add(batch))
+                    done += len(pieces[-1])
+                    batch = []
+            pieces.append(self._add(batch))
+            return done + len(pieces[-1])
+        finally:  # one copy of the in-memory catalogue per call, not per chunk
+            self._extend(pieces)
 
     def _checked(self, x, i: int) -> Item:
         item = as_item(x, f"item {i}")
@@ -112,24 +121,35 @@ class Store:
         self.recommender.classifier.clean(item.text, i)
         return item
 
-    def _add(self, items: list[Item]) -> int:
+    def _add(self, items: list[Item]) -> Pool:
+        """Classify and commit the items whose text is new; returns them as a Pool piece for _extend."""
         with self._lock:
             stored = dict(self._db.execute(
                 f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(items))})", [it.id for it in items]))
             fresh = list({it.id: it for it in items if stored.get(it.id) != it.text}.values())  # the last text wins
-            if not fresh:
-                return 0
-            results = self.recommender.classifier.classify([it.text for it in fresh])
+            todo = [it.text for it in fresh if it.classification is None]
+            done = iter(self.recommender.classifier.classify(todo) if todo else [])
+            results = [it.classification or next(done) for it in fresh]
             now = clock.time()
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("DELETE FROM items WHERE id = ?", [(it.id,) for it in fresh if it.id in stored])
-                self._db.executemany("INSERT INTO items (id, text, classification, vector, added) VALUES (?, ?, ?, ?, ?)",
+                self._db.executemany(f"INSERT INTO items (id, text, {COLUMNS}, added) VALUES (?, ?, {SLOTS}, ?)",
                                      [(it.id, it.text, *_row(c), now) for it, c in zip(fresh, results)])
-            self._drop([it.id for it in fresh if it.id in self._rows])
-            self.pool = self.pool.extend(self._pool([it.id for it in fresh], results))
+            return self._pool([it.id for it in fresh], results)
+
+    def _extend(self, pieces: list[Pool]) -> None:
+        """Append committed pieces to the in-memory catalogue; an id seen again replaces its earlier row."""
+        new = Pool.concat([p for p in pieces if len(p)]) if any(len(p) for p in pieces) else None
+        if new is None:
+            return
+        with self._lock:
+            last = {item_id: i for i, item_id in enumerate(new.ids)}
+            if len(last) < len(new):
+                new = new.select(np.array(sorted(last.values())))
+            self._drop([i for i in new.ids if i in self._rows])
+            self.pool = Pool.concat([self.pool, new])
             self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
-            return len(fresh)
 
     def remove(self, ids: Sequence[Hashable]) -> int:
         """Remove items (unknown ids are ignored); their events stay in the log. Returns how many were removed."""
@@ -255,13 +275,18 @@ class Store:
         results = list(self.recommender.classifier.classify_stream([t for _, t in texts]))
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("UPDATE items SET classification = ?, vector = ? WHERE id = ?",
+            self._db.executemany(f"UPDATE items SET ({COLUMNS}) = ({SLOTS}) WHERE id = ?",
                                  [(*_row(c), i) for (i, _), c in zip(texts, results)])
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self._fingerprint(),))
 
     def _load(self) -> Pool:
-        rows = self._db.execute("SELECT id, classification, vector FROM items ORDER BY row").fetchall()
-        return self._pool([r[0] for r in rows], [_classification(c, v) for _, c, v in rows])
+        """The catalogue as columns straight from SQLite: no Classification per item (opening stays fast)."""
+        rows = self._db.execute("SELECT id, primary_label, tags, idx, in_scope, vector FROM items ORDER BY row").fetchall()
+        ids, primary, tags, index, in_scope, vectors = zip(*rows) if rows else ((),) * 6
+        dim = self.recommender.vocab.vector_dim
+        return Pool.columns(ids, primary, [t.split(TAB) if t else [] for t in tags], index,
+                            np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(rows), dim), in_scope,
+                            self.recommender.vocab, self.recommender.names, "stored item")
 
     def _pool(self, ids: list, results: list[Classification]) -> Pool:
         return Pool.of(ids, results, self.recommender.vocab, self.recommender.names, "stored item")
@@ -269,17 +294,22 @@ class Store:
     def _classifications(self, ids: list) -> list[Classification]:
         if not ids:
             return []
-        found = dict((i, _classification(c, v)) for i, c, v in self._db.execute(
-            f"SELECT id, classification, vector FROM items WHERE id IN ({','.join('?' * len(ids))})", ids))
+        found = {row[0]: _classification(*row[1:]) for row in self._db.execute(
+            f"SELECT id, {COLUMNS} FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
         return [found[i] for i in ids]
 
 
-def _row(c: Classification) -> tuple[str, bytes]:
-    """(classification as JSON, vector as float32 bytes); index and probability unrounded, so a re-opened store
-    ranks exactly as the one that classified."""
-    d = {**c.to_dict(), "primary_prob": c.primary_prob, "index": c.index}
-    return json.dumps(d, ensure_ascii=False), np.asarray(c.vector, dtype=np.float32).tobytes()
+def _row(c: Classification) -> tuple:
+    """A result as the item columns COLUMNS (numbers unrounded, so a re-opened store ranks exactly as before)."""
+    return (c.primary, c.primary_prob, TAB.join(t for t, _ in c.tags),
+            np.array([p for _, p in c.tags], dtype=np.float32).tobytes(), c.index, int(c.in_scope), c.scope_score,
+            np.asarray(c.vector, dtype=np.float32).tobytes())
 
 
-def _classification(stored: str, vector: bytes) -> Classification:
-    return Classification.from_dict({**json.loads(stored), "vector": np.frombuffer(vector, dtype=np.float32)})
+def _classification(primary: str, prob: float, tags: str, tag_probs: bytes, index: float, in_scope: int,
+                    scope_score: float, vector: bytes) -> Classification:
+    vector = np.frombuffer(vector, dtype=np.float32).copy()
+    vector.flags.writeable = False
+    return Classification(primary, prob, tuple(zip(tags.split(TAB) if tags else [],
+                                                    np.frombuffer(tag_probs, dtype=np.float32).tolist())),
+                          index, vector, bool(in_scope), scope_score)

@@ -43,6 +43,9 @@ def test_tag_match_formula():
     assert pool.hits(["game", "ai", "ai", "unknown"]).tolist() == [2, 0, 0]  # labels, not repeats or unknowns
     assert (pool.primary(0), pool.tags(0), pool.tags(1)) == ("tech", ("ai", "game"), ())
     assert top_d(np.array([0.1, 0.5, 0.5, 0.9]), 3).tolist() == [3, 1, 2]
+    rng = np.random.default_rng(0)
+    for scores in (rng.random(1000), rng.integers(0, 4, 1000).astype(np.float32)):  # many ties at the cut
+        assert top_d(scores, 100).tolist() == np.argsort(-scores, kind="stable")[:100].tolist()
 
 
 def test_ranking_models_are_exported_and_quantized(tiny_ranking):
