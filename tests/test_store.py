@@ -53,6 +53,16 @@ def test_recommendations_follow_every_event(store):
     assert store.recommend("u", k=5)[0].id == top  # back to a user with no history
 
 
+def test_removed_items_are_gone_from_memory_and_file(store, rec_bundle):
+    store.record("u", "c3", "click")
+    assert store.remove(["c0", "c3", "unknown"]) == 2 and len(store) == len(ITEMS) - 2 and "c0" not in store
+    assert {"c0", "c3"}.isdisjoint(r.id for r in store.recommend("u", k=len(ITEMS)))
+    assert [i for i, _, _ in store.events("u")] == ["c3"]  # the log keeps what happened
+    reopened = Store(store.path, rec_bundle)
+    assert len(reopened) == len(ITEMS) - 2 and "c1" in reopened
+    reopened.close()
+
+
 def test_hide_removes_the_item_and_then_demotes_its_label(store):
     ranked = store.recommend("u", k=len(ITEMS))
     victim = ranked[0]
