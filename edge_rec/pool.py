@@ -28,12 +28,15 @@ class LabelNames:
 @dataclass
 class Pool:
     """N classified items as columns. `labels` holds each item's label ids (primary first, then its tags, most likely
-    first; -1 pads); `features` is what the recall and ranking models read (LabelVocab.features)."""
+    first; -1 pads; names outside the bundle's have no id); `features` is what the recall and ranking models read
+    (LabelVocab.features); `primary` and `tags` keep the names as given, for the results."""
     ids: list[Hashable]
     labels: np.ndarray  # (N, L) int32
     features: dict[str, np.ndarray]  # labels (N, K) int64, index (N,) float32, vector (N, V) float32
     in_scope: np.ndarray  # (N,) bool
     names: LabelNames
+    primary: list[str]
+    tags: list[tuple[str, ...]]
 
     @classmethod
     def of(cls, ids: Sequence[Hashable], items: Sequence[Classification], vocab: LabelVocab, names: LabelNames,
@@ -50,7 +53,7 @@ class Pool:
         known = names.index
         rows = [[known[n] for n in (p, *ts) if n in known] for p, ts in zip(primary, tags)]
         return cls(list(ids), ragged(rows, -1, np.int32), vocab.columns(primary, tags, index, vectors, what),
-                   np.asarray(in_scope, dtype=bool).reshape(len(rows)), names)
+                   np.asarray(in_scope, dtype=bool).reshape(len(rows)), names, list(primary), [tuple(t) for t in tags])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,12 +71,6 @@ class Pool:
         wanted = self.names.ids(list(dict.fromkeys(tags)))
         return np.isin(self.labels[rows], wanted).sum(axis=1)
 
-    def primary(self, i: int) -> str:
-        return self.names.names[self.labels[i, 0]]
-
-    def tags(self, i: int) -> tuple[str, ...]:
-        return tuple(self.names.names[j] for j in self.labels[i, 1:] if j >= 0)
-
     def tag_item(self, tag: str) -> Classification:
         """An account interest tag as a profile item the models can read: the label itself (a primary label, or a
         secondary tag under the primary most common among the items carrying it), with the mean index and the
@@ -85,15 +82,15 @@ class Pool:
         index = float(self.index[carriers].mean()) if len(carriers) else 0.5
         if tag in self.names.primary:
             return Classification(tag, 1.0, (), index, vector)
-        primary = (self.names.names[Counter(self.labels[carriers, 0].tolist()).most_common(1)[0][0]]
-                   if len(carriers) else self.names.primary[0])
+        primary = (Counter(self.primary[i] for i in carriers).most_common(1)[0][0] if len(carriers)
+                   else self.names.primary[0])
         return Classification(primary, 1.0, ((tag, 1.0),), index, vector)
 
     def select(self, rows: np.ndarray) -> "Pool":
         """The items at `rows` (positions or a boolean mask), in that order."""
         ids = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         return Pool([self.ids[i] for i in ids], self.labels[ids], {k: v[ids] for k, v in self.features.items()},
-                    self.in_scope[ids], self.names)
+                    self.in_scope[ids], self.names, [self.primary[i] for i in ids], [self.tags[i] for i in ids])
 
     @staticmethod
     def concat(pools: Sequence["Pool"]) -> "Pool":
@@ -102,4 +99,5 @@ class Pool:
         labels = [np.pad(p.labels, ((0, 0), (0, width - p.labels.shape[1])), constant_values=-1) for p in pools]
         return Pool([i for p in pools for i in p.ids], np.concatenate(labels),
                     {k: np.concatenate([p.features[k] for p in pools]) for k in pools[0].features},
-                    np.concatenate([p.in_scope for p in pools]), pools[0].names)
+                    np.concatenate([p.in_scope for p in pools]), pools[0].names,
+                    [n for p in pools for n in p.primary], [t for p in pools for t in p.tags])

@@ -165,8 +165,8 @@ class EdgeRecommender:
             at, i = int(kept[j]), int(rows[kept[j]])
             paths = tuple(p for p, s in path_sets if at in s)
             out.append(Recommendation(pool.ids[i], float(degree[j]), float(ctr[j]), float(pool.index[i]),
-                                      float(rate[at]), float(match[at]), float(sim[at]), paths, pool.primary(i),
-                                      pool.tags(i), bool(pool.in_scope[i]), sources[which][0]))
+                                      float(rate[at]), float(match[at]), float(sim[at]), paths, pool.primary[i],
+                                      pool.tags[i], bool(pool.in_scope[i]), sources[which][0]))
         return out
 
     def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:

@@ -229,7 +229,7 @@ class Store:
             exclude = np.zeros(len(self.pool), dtype=bool)
             exclude[[self._rows[i] for i in shut if i in self._rows]] = True
             hidden = Counter(label for i, e, _ in events if e in NEGATIVE and i in self._rows
-                             for label in (self.pool.primary(self._rows[i]), *self.pool.tags(self._rows[i])))
+                             for label in (self.pool.primary[self._rows[i]], *self.pool.tags[self._rows[i]]))
             demote = self.pool.hits([label for label, n in hidden.items() if n >= HIDE_LABEL_AFTER]) > 0
             return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote)
 

@@ -41,7 +41,10 @@ def test_tag_match_formula():
                                rtol=1e-6)
     np.testing.assert_allclose(tag_match(pool.hits([]), 0, pool.index, g), [0.05, 0.225, 0.125], rtol=1e-6)  # w2 * c
     assert pool.hits(["game", "ai", "ai", "unknown"]).tolist() == [2, 0, 0]  # labels, not repeats or unknowns
-    assert (pool.primary(0), pool.tags(0), pool.tags(1)) == ("tech", ("ai", "game"), ())
+    assert (pool.primary[0], pool.tags[0], pool.tags[1]) == ("tech", ("ai", "game"), ())
+    other = Pool.of(["x"], [cls("elsewhere", ("ai", "unlisted"))], LabelVocab(["primary:tech"], 3, 16),
+                    LabelNames(["tech"], ["ai"]))
+    assert (other.primary[0], other.tags[0]) == ("elsewhere", ("ai", "unlisted"))  # results keep the given names
     assert top_d(np.array([0.1, 0.5, 0.5, 0.9]), 3).tolist() == [3, 1, 2]
     rng = np.random.default_rng(0)
     for scores in (rng.random(1000), rng.integers(0, 4, 1000).astype(np.float32)):  # many ties at the cut
