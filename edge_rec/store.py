@@ -84,8 +84,7 @@ class Store:
                                  f"from bundle {self.recommender.bundle.name!r}; open it with reclassify=True "
                                  f"(`edge-rec store --db {self.path} reclassify`) to classify its texts again")
             self._reclassify()
-        self.pool = self._load()
-        self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+        self._set_pool(self._load())
 
     # -- catalogue ---------------------------------------------------------------------------------------------
     def add(self, items: Iterable[Item | dict], chunk: int = 256) -> int:
@@ -140,31 +139,36 @@ class Store:
 
     def _extend(self, pieces: list[Pool]) -> None:
         """Append committed pieces to the in-memory catalogue; an id seen again replaces its earlier row."""
-        new = Pool.concat([p for p in pieces if len(p)]) if any(len(p) for p in pieces) else None
-        if new is None:
+        pieces = [p for p in pieces if len(p)]
+        if not pieces:
             return
+        new = Pool.concat(pieces)
         with self._lock:
             last = {item_id: i for i, item_id in enumerate(new.ids)}
             if len(last) < len(new):
                 new = new.select(np.array(sorted(last.values())))
             self._drop([i for i in new.ids if i in self._rows])
-            self.pool = Pool.concat([self.pool, new])
-            self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+            self._set_pool(Pool.concat([self.pool, new]))
 
     def remove(self, ids: Sequence[Hashable]) -> int:
         """Remove items (unknown ids are ignored); their events stay in the log. Returns how many were removed."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            gone = sum(self._db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
-        self._drop([i for i in ids if i in self._rows])
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN")
+                gone = sum(self._db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
+            self._drop([i for i in ids if i in self._rows])
         return gone
 
     def _drop(self, ids: list[Hashable]) -> None:
         if ids:
             keep = np.ones(len(self.pool), dtype=bool)
             keep[[self._rows[i] for i in ids]] = False
-            self.pool = self.pool.select(keep)
-            self._rows = {item_id: i for i, item_id in enumerate(self.pool.ids)}
+            self._set_pool(self.pool.select(keep))
+
+    def _set_pool(self, pool: Pool) -> None:
+        """The in-memory catalogue and its id -> row map, always replaced together."""
+        self.pool = pool
+        self._rows = {item_id: i for i, item_id in enumerate(pool.ids)}
 
     def __len__(self) -> int:
         return len(self.pool)
