@@ -135,10 +135,9 @@ def tiny_ranking(tmp_path_factory):
     ctr = CTRModel(CTRConfig(len(RANK_LABELS), 3, vector_dim=16, history_length=4, label_dim=8, vector_proj=8,
                              item_dim=8, hidden=8, mlp=16, dropout=0.0))
     recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx")
-    from edge_rec_export.bundle.package_ranking import impression_feeds
-    calibration = [{k: v.numpy() for k, v in impression_feeds(tensors, v, 4, ctr.feed_names).items()} for v in visits]
+    from edge_rec_export.bundle.package_ranking import calibration_feeds
     ranker = quantize_int8(export_ranking_model(ctr, tensors, visits, work / "ranker.fp32.onnx")[0],
-                           work / "ranker.onnx", calibration)
+                           work / "ranker.onnx", calibration_feeds(ctr, tensors, visits))
     return {"recall": recall, "ranker": ranker, "models": {"recall": dssm.eval(), "ranker": ctr.eval()}}
 
 

@@ -41,6 +41,12 @@ def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int,
     return tensors.feeds(hist, imp.shown, names)
 
 
+def calibration_feeds(model, tensors: ItemTensors, visits: list[Impression]) -> list[dict[str, np.ndarray]]:
+    """The model's inputs for these visits as numpy, what fixes its INT8 activation scales."""
+    return [{k: v.numpy() for k, v in impression_feeds(tensors, imp, model.cfg.history_length,
+                                                       model.feed_names).items()} for imp in visits]
+
+
 def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:
     """Export fp32 to `path` and check parity on a few real visits. Returns (file, max abs diff)."""
     names = model.feed_names
@@ -70,9 +76,8 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
     recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx")
     ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx")
-    calibration = [{k: v.numpy() for k, v in impression_feeds(tensors, imp, student.cfg.history_length,
-                                                              student.feed_names).items()} for imp in log.val[:256]]
-    ranker_int8 = quantize_int8(ranker_fp32, workdir / "ranker.int8.onnx", calibration)
+    ranker_int8 = quantize_int8(ranker_fp32, workdir / "ranker.int8.onnx",
+                                calibration_feeds(student, tensors, log.val[:256]))
     figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
                "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
     for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
