@@ -40,7 +40,6 @@ class Recipe:
     wide_buckets: int = 131072
     wide_dim: int = 32
     char_buckets: int = 131072
-    char_epochs: int = 2
     ranking_epochs: int = 3
     quick: bool = False
 
@@ -49,17 +48,14 @@ class Recipe:
         """Defaults that scale with the data and the machine: on a GPU the whole teacher is fine-tuned; on a CPU
         only its top 4 layers, on cached outputs of the rest. Small corpora get more epochs (and smaller
         tables), big ones fewer."""
-        # The character part is a linear model: cheap epochs, and a small corpus needs many to converge.
-        char_epochs = min(50, max(2, round(40_000 / max(n_train, 1))))
         if quick:
             return cls(name, lang, device, top=1, teacher_epochs=1, student_layers=1, distill_epochs=1,
-                       wide_buckets=8192, char_buckets=8192, char_epochs=char_epochs, ranking_epochs=1, quick=True)
+                       wide_buckets=8192, char_buckets=8192, ranking_epochs=1, quick=True)
         epochs = 1 if n_train >= 30_000 else 2 if n_train >= 5_000 else 4
         buckets = 131072 if n_train >= 30_000 else 32768
         gpu = device.startswith("cuda")
         return cls(name, lang, device, top=12 if gpu else 4, teacher_epochs=epochs + (2 if gpu else 0),
-                   distill_epochs=epochs + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets,
-                   char_epochs=char_epochs)
+                   distill_epochs=epochs + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets)
 
 
 def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
@@ -159,7 +155,7 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
         recipe.batch, 2.0, dev))
     step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
-        prep, work / "student", work / "student_chars", recipe.char_buckets, recipe.char_epochs, 0.01, 64))
+        prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last); anything less is written again.
     manifest = out / "manifest.json"
     if manifest.exists() and "recipe" in json.loads(manifest.read_text(encoding="utf-8")):

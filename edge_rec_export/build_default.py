@@ -25,7 +25,7 @@ RECIPE = [  # (output that marks the step done, argv of edge_rec_export.training
                             "--epochs", "1", "--lr", "2e-4", "--batch", "32", "--seed", "0",
                             "--out", "{work}/student"]),
     ("student_chars/model.json", ["widen", "--prep", "{work}/prep", "--student", "{work}/student",
-                                  "--out", "{work}/student_chars", "--buckets", "131072", "--epochs", "2"]),
+                                  "--out", "{work}/student_chars", "--buckets", "131072"]),
 ]
 
 

@@ -85,6 +85,31 @@ def test_hashed_ngrams_ignore_padding_and_see_order():
         WideConfig(buckets=10, orders=(4,))
 
 
+def test_hashed_tfidf_is_a_linear_model_on_its_sparse_features():
+    """The character part's graph computes x W + b for the x that scikit-learn is fitted on (sparse_features),
+    whatever the padding; a repeated n-gram counts twice (tf)."""
+    from edge_rec.char_codes import char_codes
+    from edge_rec_export.models.ngram_wide import HashedTfidf, WideConfig, hashed_ngrams
+
+    torch.manual_seed(0)
+    part = HashedTfidf(WideConfig(buckets=997, dim=5))
+    torch.nn.init.normal_(part.table.weight)
+    torch.nn.init.normal_(part.bias)
+    torch.nn.init.uniform_(part.idf.weight, 1.0, 6.0)
+    codes = torch.from_numpy(char_codes(["股市大涨股市", "故宫", "a", "Hello 世界"], width=20))
+    x = part.sparse_features(codes)
+    with torch.no_grad():
+        want = x @ part.table.weight.numpy() + part.bias.numpy()
+        torch.testing.assert_close(part(codes), torch.from_numpy(want).float(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(part(codes[:, :10]), part(codes))  # padding changes nothing
+    idx, valid = hashed_ngrams(codes[:1], (codes[:1] > 0).long(), part.cfg)
+    idf = part.idf.weight[:, 0].detach().numpy()
+    gu = int(idx[0, 0])  # the first n-gram is the unigram 股, which occurs twice
+    assert x[0].nnz < int(valid.sum()) == 6 + 5 + 4
+    norm = np.sqrt(np.square(idf[idx[0][valid[0] > 0].numpy()]).sum())
+    np.testing.assert_allclose(x[0, gu], 2 * idf[gu] / norm, rtol=1e-5)
+
+
 def test_tag_threshold_grid_contains_its_optimum():
     from edge_rec_export.bundle.package_classifier import TAG_GRID, best_threshold
 

@@ -174,12 +174,13 @@ def test_character_part_reads_the_texts_code_points(tmp_path):
     from conftest import make_bundle, random_batch, tiny_model
     from edge_rec.char_codes import char_codes
     from edge_rec_export.bundle.classifier_bundle import export_classifier
-    from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
+    from edge_rec_export.models.ngram_wide import HashedTfidf, WideConfig
 
     model = tiny_model()
     model.cfg.char_wide = WideConfig(101, model.cfg.n_primary)
-    model.char_wide = HashedNgrams(model.cfg.char_wide)
+    model.char_wide = HashedTfidf(model.cfg.char_wide)
     torch.nn.init.normal_(model.char_wide.table.weight, std=3.0)  # strong enough to move the answer
+    torch.nn.init.uniform_(model.char_wide.idf.weight, 1.0, 6.0)
     batch = random_batch(model.cfg.encoder.vocab_size)
     chars = torch.from_numpy(char_codes(["股市大涨", "Hello 世界", "故宫", "a"]))
     _, int8, _ = export_classifier(model, tmp_path / "x", {**batch, "char_ids": chars})

@@ -84,7 +84,7 @@ def test_cache_finetune_distill(prep):
     export_classifier(student, prep / "onnx", {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
     # The character part: its code points carry the label (every text has 6 characters of its label's range).
     main(["widen", "--prep", str(prep), "--student", str(prep / "student"), "--out", str(prep / "wide"),
-          "--buckets", "499", "--epochs", "20"])
+          "--buckets", "499"])
     wide, info = load_without_embeddings(prep / "wide", prep)
     part = info["metrics"]["char_part"]
     assert wide.char_wide is not None and part["val_accuracy_alone"] > 0.9 and part["weight"] > 0

@@ -5,8 +5,8 @@ g_k(x). Task 1 (classification): h = LayerNorm(GELU(Wc f^1)) -> primary logits (
 (sigmoid). Task 2 (category index): c = sigmoid(W2 GELU(W1 f^2)). The semantic vector is x projected and
 L2-normalised. An optional wide part (hashed token n-grams, edge_rec_export/models/ngram_wide.py) is projected and added to x
 before the MMoE, so the heads see surface n-grams beside the encoder; the semantic vector stays the encoder's. An
-optional character part (`char_wide`: hashed character n-grams -> class scores, a linear model like the TF-IDF
-yardstick) adds its logits to the primary logits: wide & deep at the output, where the two are complementary.
+optional character part (`char_wide`: a linear SVM on hashed character n-gram TF-IDF vectors, the yardstick's
+model inside the graph) adds its scores to the primary logits: wide & deep at the output, where the two are complementary.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge_rec_export.models.encoder import Encoder, EncoderConfig, require_positive
-from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
+from edge_rec_export.models.ngram_wide import HashedNgrams, HashedTfidf, WideConfig
 
 
 @dataclass
@@ -98,7 +98,7 @@ class ContentClassifierModel(nn.Module):
             self.wide_proj = nn.Linear(cfg.wide.dim, h)
             nn.init.zeros_(self.wide_proj.weight)
             nn.init.zeros_(self.wide_proj.bias)
-        self.char_wide = HashedNgrams(cfg.char_wide) if cfg.char_wide.buckets else None
+        self.char_wide = HashedTfidf(cfg.char_wide) if cfg.char_wide.buckets else None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 char_ids: torch.Tensor | None = None) -> ClassifierOutput:
@@ -115,7 +115,7 @@ class ContentClassifierModel(nn.Module):
         if self.char_wide is not None:
             if char_ids is None:
                 raise ValueError("this classifier has a character part: pass char_ids (edge_rec.char_codes)")
-            primary = primary + self.char_wide.of_codes(char_ids)
+            primary = primary + self.char_wide(char_ids)
         tags = self.tags(t) if self.tags is not None else t.new_zeros((t.shape[0], 0))
         return ClassifierOutput(primary, tags, index, vector, pooled, hidden)
 

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from torch import nn
+
 
 from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
-from edge_rec_export.models.ngram_wide import HashedNgrams, WideConfig
+from edge_rec_export.models.ngram_wide import HashedTfidf, WideConfig
 from edge_rec_export.training.metrics import classifier_report
 from edge_rec.char_codes import CHAR_INPUT, MAX_CHARS, char_codes
 from edge_rec_export.data.corpus import Corpus, Targets
@@ -36,7 +36,6 @@ from edge_rec_export.data.tokenizer import build_tokenizer
 from edge_rec_export.data.vocab_prune import prune
 
 MAX_LENGTH = 64
-CHAR_LOGIT_SCALE = 10.0  # the character part's mean-pooled scores are small: scaled, Adam's steps suit them
 N_TAGS = 300
 SPLITS = ("train", "val", "test", "public", "transfer")
 TEXTS = "texts.json.gz"
@@ -483,57 +482,60 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
                                            "epochs": epochs, "lr": lr, "temperature": T})
 
 
-ALPHA_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+SVM_C_GRID = (0.3, 1.0)
 
 
-def widen(prep: Path, student_path: Path, out: Path, buckets: int, epochs: int, lr: float, batch: int,
-          seed: int = 0) -> None:
-    """Add the character part to a distilled student: hashed character 1-3-grams -> class scores, a linear model
-    trained alone on the training split's labels (cross-entropy, Adam, the best epoch on validation); its weight
-    against the student's logits is then chosen on validation (ALPHA_GRID) and folded into its table. The deep part
-    is unchanged, so the two stay complementary (each sees what the other misses)."""
+def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
+    """Add the character part to a distilled student: a linear SVM on the titles' TF-IDF vectors over hashed
+    character 1-3-grams (HashedTfidf; idf from the training split), fitted on the training split's labels. Its C
+    and its weight against the student's log-probabilities are chosen together on validation (SVM_C_GRID x
+    ALPHA_GRID) and the weight folded into its table and bias. The deep part is unchanged, so the two stay
+    complementary (each sees what the other misses)."""
+    from scipy import sparse
+    from sklearn.svm import LinearSVC
+
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
     student, info = load_without_embeddings(student_path, prep)
-    part = HashedNgrams(WideConfig(buckets, len(meta["labels"])))
-    nn.init.zeros_(part.table.weight)
-    opt = torch.optim.Adam(part.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
+    cfg = WideConfig(buckets, len(meta["labels"]))
+    part = HashedTfidf(cfg)
     train, val = data["train"], data["val"]
 
-    def scores(split) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([part.of_codes(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
+    def features(split):
+        return sparse.vstack([part.sparse_features(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
 
-    best, best_state = -1.0, None
-    for epoch in range(epochs):
+    df = np.bincount(features(train).tocoo().col, minlength=buckets)  # idf = 1: each row's buckets once
+    with torch.no_grad():  # scikit-learn's smoothed idf
+        part.idf.weight.copy_(torch.from_numpy(np.log((1 + len(train)) / (1 + df)) + 1)[:, None])
+    x, x_val = features(train), features(val)
+    deep = np.log(torch_predict(student, val)[0] + 1e-9)
+    gold = val.label.numpy()
+    best = None
+    for c in SVM_C_GRID:
         t0 = time.time()
-        for idx in torch.randperm(len(train), generator=gen).split(batch):
-            loss = F.cross_entropy(part.of_codes(train.char_ids(idx)) * CHAR_LOGIT_SCALE, train.label[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        acc = float((scores(val).argmax(1) == val.label).float().mean())
-        if acc > best or epoch + 1 == epochs:
-            log(f"character part epoch {epoch + 1}/{epochs}: val accuracy alone {acc:.4f} ({time.time() - t0:.0f}s)")
-        if acc > best:
-            best, best_state = acc, {k: v.clone() for k, v in part.state_dict().items()}
-    part.load_state_dict(best_state)
-    deep = torch.from_numpy(np.log(torch_predict(student, val)[0] + 1e-9))
-    wide = scores(val) * CHAR_LOGIT_SCALE
-    by_alpha = {a: float(((deep + a * wide).argmax(1) == val.label).float().mean()) for a in ALPHA_GRID}
-    alpha = max(by_alpha, key=by_alpha.get)
-    log(f"val accuracy by the character part's weight: {by_alpha} -> {alpha}")
-    student.cfg.char_wide = WideConfig(buckets, len(meta["labels"]))
+        svm = LinearSVC(C=c).fit(x, train.label.numpy())
+        wide = svm.decision_function(x_val)
+        by_alpha = {a: round(float(((deep + a * wide).argmax(1) == gold).mean()), 4) for a in ALPHA_GRID}
+        alpha = max(by_alpha, key=by_alpha.get)
+        alone = float((wide.argmax(1) == gold).mean())
+        log(f"character part, LinearSVC(C={c}): val accuracy alone {alone:.4f}, with the student by weight "
+            f"{by_alpha} ({time.time() - t0:.0f}s)")
+        if best is None or by_alpha[alpha] > best[0]:
+            best = (by_alpha[alpha], c, alpha, alone, by_alpha, svm)
+    _, c, alpha, alone, by_alpha, svm = best
+    log(f"chosen: C={c}, weight {alpha}")
+    with torch.no_grad():  # logits = student + alpha * SVM scores: one table and bias, no extra graph nodes
+        part.table.weight.copy_(torch.from_numpy(alpha * svm.coef_.T))
+        part.bias.copy_(torch.from_numpy(alpha * svm.intercept_))
+    student.cfg.char_wide = cfg
     student.char_wide = part
-    with torch.no_grad():  # logits = student + alpha * scale * table rows: one table, no extra graph nodes
-        part.table.weight.mul_(alpha * CHAR_LOGIT_SCALE)
     held = held_out_reports({s: torch_predict(student, data[s]) for s in HELD_OUT_SPLITS if s in data}, data, 0.5)
     log(f"student + character part (torch): {held}")
     save_without_embeddings(student, out, {**info["metrics"], "student_fp32_torch": held["test"], "held_out": held,
-                                           "char_part": {"buckets": buckets, "epochs": epochs, "lr": lr,
-                                                         "val_accuracy_alone": round(best, 4),
+                                           "char_part": {"buckets": buckets, "model": f"LinearSVC(C={c})",
+                                                         "val_accuracy_alone": round(alone, 4),
                                                          "weight": alpha, "val_accuracy_by_weight": by_alpha}})
 
 
@@ -571,14 +573,10 @@ def main(argv=None) -> None:
     w.add_argument("--student", type=Path, required=True)
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--buckets", type=int, default=131072, help="rows of the hashed character n-gram table")
-    w.add_argument("--epochs", type=int, default=2)
-    w.add_argument("--lr", type=float, default=0.01)
-    w.add_argument("--batch", type=int, default=64)
-    w.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True
     if a.cmd == "widen":
-        return widen(a.prep, a.student, a.out, a.buckets, a.epochs, a.lr, a.batch, a.seed)
+        return widen(a.prep, a.student, a.out, a.buckets)
     if a.cmd == "prepare":
         return prepare(news_corpus(a.data), a.out, a.salt)
     device = torch.device(a.device)
