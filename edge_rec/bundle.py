@@ -58,6 +58,14 @@ class Bundle:
     def metrics(self) -> dict:
         return self.manifest.get("metrics", {})
 
+    @property
+    def classification_key(self) -> str:
+        """What a classification made with this bundle depends on (its labels, tags and vector size; its name for
+        messages): results written under another key are classified again, not mixed in."""
+        dim = next(o["shape"][-1] for o in self.manifest["models"]["classifier"]["outputs"] if o["name"] == "vector")
+        digest = hashlib.sha256(json.dumps([self.primary_labels, self.tags, dim]).encode()).hexdigest()
+        return json.dumps({"name": self.name, "labels": digest})
+
     def file(self, name: str) -> Path:
         if name not in self.manifest["files"]:
             raise BundleError(f"{self.path}: {MANIFEST} lists no file {name!r}; it has {sorted(self.manifest['files'])}")

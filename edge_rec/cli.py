@@ -13,8 +13,10 @@ from pathlib import Path
 
 from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
+from edge_rec.catalogue import VECTOR_FORMATS, classify_catalogue, stderr_progress
 from edge_rec.classifier import ContentClassifier
 from edge_rec.items import Item, as_item
+from edge_rec.jsonl import jsonl_records, utf8_lines
 from edge_rec.recommender import EdgeRecommender
 from edge_rec.resources import shipped
 from edge_rec.sessions import PROFILES
@@ -48,14 +50,23 @@ def _info(a) -> int:
 
 
 def _classify(a) -> int:
+    if bool(a.texts) == bool(a.input) or bool(a.input) != bool(a.output):
+        raise ValueError("classify takes TEXT... (or '-' for stdin), or --input FILE with --output FILE")
     clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold)
+    if a.input:
+        progress = stderr_progress()
+        counts = classify_catalogue(clf, a.input, a.output, a.vector_format, skip_bad=a.skip_bad, progress=progress)
+        if progress:
+            print(file=sys.stderr)
+        print(json.dumps({"output": a.output, **counts}))
+        return 0
     if a.texts != ["-"]:
         for text, r in zip(a.texts, clf.classify(a.texts)):
             _print({"text": text, **r.to_dict(with_vector=a.vector)})
         return 0
     # stdin: streamed in input order, one output line per input line (a blank or bad line is an error, or with
     # --skip-bad an error record), flushed chunk by chunk so completed work is never lost.
-    lines = _utf8_lines(sys.stdin.buffer, "stdin")
+    lines = utf8_lines(sys.stdin.buffer, "stdin")
     progress = _Progress() if sys.stderr.isatty() else None
     texts: deque[str] = deque()  # read but not yet written: at most one chunk
     stream = clf.classify_stream(_remember(lines, texts), skip_bad=a.skip_bad)
@@ -92,17 +103,6 @@ def _lines_done(stream):
                 raise ValueError(f"stdin line {int(pos) + 1}: text {rest} (pass --skip-bad to write an error "
                                  "record for it and go on)") from None
         raise
-
-
-def _utf8_lines(stream, name: str):
-    """Lines of a byte stream decoded as UTF-8 whatever the locale (a leading BOM is dropped), without their end;
-    ValueError naming the line that is not UTF-8."""
-    for n, raw in enumerate(stream, start=1):
-        try:
-            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{name} line {n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-        yield line.rstrip("\r\n")
 
 
 class _Progress:
@@ -184,19 +184,8 @@ def _read_json(path, what: str):
         raise ValueError(f"{path}: {what} is not valid JSON ({str(e)[:120] or 'nested too deeply'})") from None
 
 
-def _jsonl_records(path):
-    """(line number, JSON value) per non-blank line of a JSON-lines file, read as a stream."""
-    with open(path, "rb") as f:
-        for n, line in enumerate(_utf8_lines(f, str(path)), start=1):
-            if line.strip():
-                try:
-                    yield n, json.loads(line)
-                except (RecursionError, ValueError) as e:
-                    raise ValueError(f"{path}:{n}: not a JSON object ({str(e)[:120] or 'nested too deeply'})") from None
-
-
 def _read_jsonl(path) -> list:
-    return [record for _, record in _jsonl_records(path)]
+    return [record for _, record in jsonl_records(path)]
 
 
 def _classified_items(clf: ContentClassifier, path) -> list[Item]:
@@ -234,7 +223,7 @@ def _recommend(a) -> int:
 
 def _checked_items(clf: ContentClassifier, path):
     """The items of a JSON-lines file as a stream, each checked where a bad one can be named by file:line."""
-    for n, record in _jsonl_records(path):
+    for n, record in jsonl_records(path):
         item = as_item(record, f"{path}:{n}")
         if item.text is not None:
             try:
@@ -255,6 +244,13 @@ def _store(a) -> int:
             except (ValueError, TypeError) as e:  # the items before the bad line were committed: say so
                 raise type(e)(f"{e} (the {len(store) - before} new items before it were added)") from None
             _print({"classified": classified, "items": len(store)})
+        elif a.action == "import":
+            before = len(store)
+            try:
+                stored = store.add_classified(a.catalogue)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"{e} (the {len(store) - before} new items before it were added)") from None
+            _print({"imported": stored, "items": len(store)})
         elif a.action == "record":
             # An id given on the command line is text; a stored item may have a numeric id.
             item = int(a.item) if a.item not in store and a.item.lstrip("-").isdigit() else a.item
@@ -288,12 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_info)
     p = sub.add_parser("classify", help="classify texts, one JSON object per text",
                        description="Classify texts; prints one JSON object per text, in input order.")
-    p.add_argument("texts", nargs="+", help="texts to classify, or '-' to read one per line from stdin")
+    p.add_argument("texts", nargs="*", help="texts to classify, or '-' to read one per line from stdin")
+    p.add_argument("--input", help="a catalogue to classify as a stream: items.jsonl or items.parquet (id, text)")
+    p.add_argument("--output", help="where --input's rows go: out.jsonl, or out.parquet (a folder of parts); "
+                   "re-running skips the ids already there")
+    p.add_argument("--vector-format", choices=VECTOR_FORMATS, default="fp32",
+                   help="the vector column of --output (default fp32; int8 = codes + a scale per row)")
     _add_bundle_args(p)
     p.add_argument("--threshold", type=float, default=None, help="tag probability threshold (default: the bundle's)")
     p.add_argument("--vector", action="store_true", help="include the semantic vector")
     p.add_argument("--skip-bad", action="store_true",
-                   help="with '-': write {line, error} for a bad or blank line and go on (default: stop, exit 2)")
+                   help="with '-': write {line, error} for a bad or blank line and go on; with --input: list it in "
+                   "OUTPUT.errors.jsonl and go on (default: stop, exit 2, keeping what was written)")
     p.set_defaults(func=_classify)
     p = sub.add_parser("demo", help="classify real news titles and recommend some to an example user",
                        description="Classify a handful of real held-out news titles, then recommend 5 of 58 "
@@ -317,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", required=True)
     q = actions.add_parser("add", help="add or update items from a JSON-lines file (classified once)")
     q.add_argument("items", help='items.jsonl: one {"id", "text"} per line, read as a stream')
+    q = actions.add_parser("import", help="add the rows of `edge-rec classify --output` without classifying again")
+    q.add_argument("catalogue", help="out.jsonl or out.parquet, written with this bundle and a vector format")
     q = actions.add_parser("record", help="record one event of a user on an item")
     q.add_argument("user")
     q.add_argument("item")

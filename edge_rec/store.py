@@ -11,7 +11,6 @@ SQLite (WAL) holds the truth, each chunk of added items and each event committed
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -23,6 +22,7 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 
 from edge_rec.bundle import Bundle
+from edge_rec.catalogue import classified_items
 from edge_rec.classifier import Classification
 from edge_rec.items import Item, as_item
 from edge_rec.pool import Pool
@@ -77,7 +77,7 @@ class Store:
             raise StoreError(f"{self.path}: store schema {version} is newer than this edge-rec's "
                              f"({SCHEMA_VERSION}); upgrade edge-rec")
         made_with = self._meta("bundle")
-        if made_with != self._fingerprint():
+        if made_with != self.recommender.bundle.classification_key:
             if not reclassify:
                 name = json.loads(made_with)["name"] if made_with else "?"
                 raise StoreError(f"{self.path}: classified with bundle {name!r}, whose labels or vector size differ "
@@ -112,6 +112,22 @@ class Store:
             return done + len(pieces[-1])
         finally:  # one copy of the in-memory catalogue per call, not per chunk
             self._extend(pieces)
+
+    def add_classified(self, path: str | os.PathLike) -> int:
+        """Add the rows of a classified catalogue (`edge-rec classify --output`, JSON lines or Parquet, with a
+        vector) as they are, without classifying again; rows written with another bundle are refused (StoreError
+        naming the row), the rows before it kept. Returns how many were stored (new or changed)."""
+        key = self.recommender.bundle.classification_key
+
+        def items():
+            for n, (item_id, text, c, made_with) in enumerate(classified_items(path), start=1):
+                if made_with != key:
+                    raise StoreError(f"{path}: row {n} (id {item_id!r:.60}) was classified with another bundle "
+                                     f"({made_with or 'none recorded'}); classify the catalogue again with "
+                                     f"{self.recommender.bundle.name!r}, or `add` its texts")
+                yield Item(item_id, text, c)
+
+        return self.add(items())
 
     def _checked(self, x, i: int) -> Item:
         item = as_item(x, f"item {i}")
@@ -261,18 +277,12 @@ class Store:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-            self._db.execute("INSERT INTO meta VALUES ('bundle', ?)", (self._fingerprint(),))
+            self._db.execute("INSERT INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
-
-    def _fingerprint(self) -> str:
-        """What stored classifications depend on: the bundle's labels, tags and vector size (its name, for errors)."""
-        b, rec = self.recommender.bundle, self.recommender
-        digest = hashlib.sha256(json.dumps([b.primary_labels, b.tags, rec.vocab.vector_dim]).encode()).hexdigest()
-        return json.dumps({"name": b.name, "labels": digest})
 
     def _reclassify(self) -> None:
         texts = self._db.execute("SELECT id, text FROM items ORDER BY row").fetchall()
@@ -281,7 +291,7 @@ class Store:
             self._db.execute("BEGIN")
             self._db.executemany(f"UPDATE items SET ({COLUMNS}) = ({SLOTS}) WHERE id = ?",
                                  [(*_row(c), i) for (i, _), c in zip(texts, results)])
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self._fingerprint(),))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
 
     def _load(self) -> Pool:
         """The catalogue as columns straight from SQLite: no Classification per item (opening stays fast)."""

@@ -1,0 +1,295 @@
+"""Classify a whole catalogue once, as a stream: JSON lines or Parquet in, JSON lines or Parquet out, resumable.
+
+A content app classifies each item once, when it is published; devices then receive items already classified. This
+is the server side of that: `classify_catalogue` reads (id, text) records a chunk at a time, classifies them and
+writes one row per item (id, text, primary, primary_prob, tags, index, in_scope, scope_score, the vector as fp32,
+fp16 or int8, and the bundle's classification key), so memory stays bounded whatever the input size. Re-running
+with the same output skips the ids already written (a crashed run goes on where it stopped); the local store
+imports the output without classifying again (`Store.add_classified`). Parquet needs `pyarrow` (the `parquet`
+extra); `ClassifyBatches` runs the same per-batch step on Ray Data's workers (the `ray` extra).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from edge_rec.classifier import Classification, ContentClassifier
+from edge_rec.jsonl import jsonl_records
+
+VECTOR_FORMATS = ("fp32", "fp16", "int8", "none")
+VECTOR_COLUMNS = {"int8": {"vector_int8", "vector_scale"}, "float": {"vector"}}
+VECTOR_COLUMN_OF = {"fp32": "float", "fp16": "float", "int8": "int8", "none": "none"}
+PART_ROWS = 20_000  # rows per Parquet part file: a part is written whole (renamed into place) or not at all
+
+
+class CatalogueError(ValueError):
+    """A catalogue input or output that cannot be used; the message names the file (and line or row)."""
+
+
+def pyarrow():
+    """pyarrow, or a CatalogueError saying how to get it."""
+    try:
+        import pyarrow
+        import pyarrow.dataset  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise CatalogueError("Parquet needs pyarrow: pip install 'edge-rec[parquet]' (or use .jsonl)") from None
+    return pyarrow
+
+
+# -- rows ---------------------------------------------------------------------------------------------------------
+def encode_vector(v: np.ndarray, fmt: str) -> dict:
+    """The vector columns of one row: fp32 / fp16 values, or int8 codes with their scale (v ~= codes * scale)."""
+    if fmt == "int8":
+        scale = float(np.abs(v).max()) / 127 or 1.0
+        return {"vector_int8": np.round(v / scale).astype(np.int8), "vector_scale": scale}
+    if fmt in ("fp32", "fp16"):
+        return {"vector": v.astype(np.float16 if fmt == "fp16" else np.float32)}
+    return {}
+
+
+def decode_vector(row: dict, where: str) -> np.ndarray:
+    if row.get("vector") is not None:
+        return np.asarray(row["vector"], dtype=np.float32)
+    if row.get("vector_int8") is not None and row.get("vector_scale") is not None:
+        return np.asarray(row["vector_int8"], dtype=np.float32) * np.float32(row["vector_scale"])
+    raise CatalogueError(f"{where}: no vector (write the catalogue with --vector fp32, fp16 or int8 to import it)")
+
+
+def rows_of(ids: list, texts: list[str], results: list[Classification], fmt: str, key: str) -> list[dict]:
+    return [{"id": i, "text": t, "primary": r.primary, "primary_prob": r.primary_prob,
+             "tags": [{"tag": tag, "prob": p} for tag, p in r.tags], "index": r.index, "in_scope": r.in_scope,
+             "scope_score": r.scope_score, **encode_vector(r.vector, fmt), "bundle": key}
+            for i, t, r in zip(ids, texts, results)]
+
+
+def classification_of(row: dict, where: str) -> Classification:
+    """A written row back as a Classification (for Item(id, classification=...))."""
+    return Classification.from_dict({**row, "vector": decode_vector(row, where)})
+
+
+def arrow_table(rows: list[dict], fmt: str):
+    pa = pyarrow()
+
+    vector = {"fp32": [("vector", pa.list_(pa.float32()))], "fp16": [("vector", pa.list_(pa.float16()))],
+              "int8": [("vector_int8", pa.list_(pa.int8())), ("vector_scale", pa.float32())], "none": []}[fmt]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("primary", pa.string()),
+                        ("primary_prob", pa.float32()),
+                        ("tags", pa.list_(pa.struct([("tag", pa.string()), ("prob", pa.float32())]))),
+                        ("index", pa.float32()), ("in_scope", pa.bool_()), ("scope_score", pa.float32()),
+                        *vector, ("bundle", pa.dictionary(pa.int32(), pa.string()))])
+    return pa.Table.from_pylist([{**r, "id": str(r["id"])} for r in rows], schema=schema)
+
+
+def _json_row(row: dict) -> str:
+    out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()}
+    for k in ("primary_prob", "index", "scope_score"):
+        out[k] = round(out[k], 6)
+    if "vector" in out:
+        out["vector"] = [round(x, 6) for x in out["vector"]]
+    return json.dumps(out, ensure_ascii=False)
+
+
+# -- inputs -------------------------------------------------------------------------------------------------------
+def is_parquet(path) -> bool:
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def read_records(path, chunk: int = 4096) -> Iterator[tuple[str, dict]]:
+    """(where, record) per item of a JSON-lines or Parquet file (or folder of Parquet parts), as a stream."""
+    if not is_parquet(path):
+        for n, record in jsonl_records(path):
+            yield f"{path}:{n}", record
+        return
+    ds = pyarrow().dataset
+    try:
+        data = ds.dataset(str(path), format="parquet")
+    except Exception as e:  # pyarrow raises its own errors for a missing or unreadable file
+        raise CatalogueError(f"{path}: not a readable Parquet file or folder ({str(e)[:160]})") from None
+    n = 0
+    for batch in data.to_batches(batch_size=chunk):
+        for record in batch.to_pylist():
+            n += 1
+            yield f"{path} row {n}", record
+
+
+def _text_of(record, where: str) -> tuple[str, str]:
+    if not isinstance(record, dict) or "id" not in record or record["id"] is None:
+        raise CatalogueError(f"{where}: expected an object with 'id' and 'text'")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise CatalogueError(f"{where}: id {record['id']!r:.60}: 'text' must be a non-empty string")
+    return str(record["id"]), text
+
+
+# -- outputs ------------------------------------------------------------------------------------------------------
+class _JsonlOut:
+    """Appends rows; a line cut short by a crash is dropped on resume (its item is classified again)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.exists():
+            with open(path, "rb+") as f:  # drop a partial last line
+                data = f.read()
+                f.truncate(data.rfind(b"\n") + 1)
+        self.f = open(path, "a", encoding="utf-8")
+
+    def done_ids(self) -> set[str]:
+        return {str(r["id"]) for _, r in jsonl_records(self.path)} if self.path.stat().st_size else set()
+
+    def first_row(self) -> dict | None:
+        return next((r for _, r in jsonl_records(self.path)), None)
+
+    def write(self, rows: list[dict]) -> None:
+        self.f.write("".join(_json_row(r) + "\n" for r in rows))
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _ParquetOut:
+    """A folder of part files, each written under a temporary name and renamed into place when whole."""
+
+    def __init__(self, path: Path, fmt: str):
+        self.pq = pyarrow().parquet  # fails before any work where pyarrow is missing
+        self.path, self.fmt, self.rows = path, fmt, []
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob(".*.tmp"):
+            stale.unlink()
+        self.next = 1 + max((int(p.stem.split("-")[1]) for p in path.glob("part-*.parquet")), default=-1)
+
+    def done_ids(self) -> set[str]:
+        return {i for p in sorted(self.path.glob("part-*.parquet"))
+                for i in self.pq.read_table(p, columns=["id"]).column("id").to_pylist()}
+
+    def first_row(self) -> dict | None:
+        first = next(iter(sorted(self.path.glob("part-*.parquet"))), None)
+        return self.pq.read_table(first).slice(0, 1).to_pylist()[0] if first else None
+
+    def write(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+        if len(self.rows) >= PART_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        final = self.path / f"part-{self.next:05d}.parquet"
+        tmp = self.path / f".{final.name}.tmp"
+        self.pq.write_table(arrow_table(self.rows, self.fmt), tmp)
+        os.replace(tmp, final)
+        self.next, self.rows = self.next + 1, []
+
+    def close(self) -> None:
+        self._flush()
+
+
+def _output(path: Path, fmt: str, key: str):
+    """The output, checked to go on as it began: the same bundle and vector columns (one table, one schema)."""
+    out = _ParquetOut(path, fmt) if is_parquet(path) else _JsonlOut(path)
+    first = out.first_row()
+    if first is not None:
+        had = next((f for f, cols in VECTOR_COLUMNS.items() if cols <= set(first)), "none")
+        if had != VECTOR_COLUMN_OF[fmt] or first.get("bundle") != key:
+            out.close()
+            raise CatalogueError(f"{path}: begun with {'another bundle' if first.get('bundle') != key else had} "
+                                 f"vectors; resume it with the same bundle and --vector-format, or write elsewhere")
+    return out
+
+
+# -- the job ------------------------------------------------------------------------------------------------------
+def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", chunk: int = 256,
+                       skip_bad: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Classify every item of `src` not yet in `dst` and append it there. A bad record (no id, no text) stops the
+    job with a CatalogueError naming it, after everything before it was written; with `skip_bad` it is listed in
+    `<dst>.errors.jsonl` and the job goes on. Returns counts: written, skipped (already there), bad."""
+    if vector not in VECTOR_FORMATS:
+        raise CatalogueError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, got {vector!r}")
+    dst = Path(dst)
+    key = clf.bundle.classification_key
+    out = _output(dst, vector, key)
+    counts = {"written": 0, "skipped": 0, "bad": 0}
+    pending: deque[tuple[str, str]] = deque()  # read, not yet written: at most one chunk
+    errors = None
+    try:
+        done = out.done_ids()
+
+        def texts() -> Iterator[str]:
+            nonlocal errors
+            for where, record in read_records(src):
+                try:
+                    item_id, text = _text_of(record, where)
+                except CatalogueError as e:
+                    if not skip_bad:
+                        raise
+                    errors = errors or open(f"{dst}.errors.jsonl", "a", encoding="utf-8")
+                    errors.write(json.dumps({"where": where, "error": str(e)}, ensure_ascii=False) + "\n")
+                    counts["bad"] += 1
+                    continue
+                if item_id in done:
+                    counts["skipped"] += 1
+                    continue
+                done.add(item_id)  # an id twice in the input: its first record wins
+                pending.append((item_id, text))
+                yield text
+
+        batch: list[tuple[str, str, Classification]] = []
+        for r in clf.classify_stream(texts(), chunk=chunk):
+            item_id, text = pending.popleft()
+            batch.append((item_id, text, r))
+            if not pending or len(batch) >= chunk:  # a chunk done: written, so a crash loses none of it
+                out.write(rows_of(*map(list, zip(*batch)), vector, key))
+                counts["written"] += len(batch)
+                batch = []
+                if progress:
+                    progress(counts["written"], counts["skipped"])
+        return counts
+    finally:
+        out.close()
+        if errors:
+            errors.close()
+
+
+class ClassifyBatches:
+    """Ray Data's per-worker step: `ds.map_batches(ClassifyBatches, fn_constructor_kwargs={"threads": 1},
+    concurrency=N, batch_size=256, batch_format="pyarrow")` over records with `id` and `text` columns gives the
+    same rows (and Parquet schema) as `classify_catalogue`. One classifier (one onnxruntime session) per worker,
+    made once when the worker starts."""
+
+    def __init__(self, bundle: str | None = None, threads: int = 1, vector: str = "fp32"):
+        if vector not in VECTOR_FORMATS:
+            raise CatalogueError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, got {vector!r}")
+        self.clf = ContentClassifier(bundle, threads=threads, cache_size=0)
+        self.vector, self.key = vector, self.clf.bundle.classification_key
+
+    def __call__(self, batch):
+        records = batch.select(["id", "text"]).to_pylist()
+        pairs = [_text_of(r, f"record id {r.get('id')!r:.60}") for r in records]
+        ids, texts = [i for i, _ in pairs], [t for _, t in pairs]
+        return arrow_table(rows_of(ids, texts, self.clf.classify(texts), self.vector, self.key), self.vector)
+
+
+def stderr_progress() -> Callable[[int, int], None] | None:
+    """A one-line count on stderr where it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda written, skipped: print(f"\r{written:,} classified, {skipped:,} already done", end="",
+                                          file=sys.stderr, flush=True)
+
+
+def classified_items(path) -> Iterable[tuple[str, str, Classification, str]]:
+    """(id, text, classification, bundle key) per row of a catalogue output, as a stream."""
+    for where, row in read_records(path):
+        if not isinstance(row, dict) or "id" not in row or "primary" not in row:
+            raise CatalogueError(f"{where}: not a row of `edge-rec classify --output` (needs id, text, primary, ...)")
+        try:
+            yield str(row["id"]), row.get("text"), classification_of(row, where), row.get("bundle")
+        except ValueError as e:
+            raise CatalogueError(f"{where}: {e}") from None
