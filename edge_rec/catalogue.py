@@ -25,7 +25,7 @@ from edge_rec.jsonl import jsonl_records
 VECTOR_FORMATS = ("fp32", "fp16", "int8", "none")
 VECTOR_COLUMNS = {"int8": {"vector_int8", "vector_scale"}, "float": {"vector"}}
 VECTOR_COLUMN_OF = {"fp32": "float", "fp16": "float", "int8": "int8", "none": "none"}
-PART_ROWS = 20_000  # rows per Parquet part file: a part is written whole (renamed into place) or not at all
+PART_ROWS = 5_000  # rows per Parquet part file: a part is written whole (renamed into place) or not at all
 
 
 class CatalogueError(ValueError):

@@ -52,7 +52,9 @@ def _info(a) -> int:
 def _classify(a) -> int:
     if bool(a.texts) == bool(a.input) or bool(a.input) != bool(a.output):
         raise ValueError("classify takes TEXT... (or '-' for stdin), or --input FILE with --output FILE")
-    clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold)
+    # A catalogue has each text once: no result cache (it would only hold memory).
+    clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold,
+                            cache_size=0 if a.input else 10_000)
     if a.input:
         progress = stderr_progress()
         counts = classify_catalogue(clf, a.input, a.output, a.vector_format, skip_bad=a.skip_bad, progress=progress)
