@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${EDGE_REC_ARM64_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/edge-rec/arm64-root}
-# qemu's default model (`max`) has SME, with which onnxruntime 1.32 under qemu 7.2 answers wrongly without an
-# error: the models are pinned. cortex-a53: no dot product (older phones); cortex-a76: dot product (most phones).
+# qemu's default model (`max`) has SME, with which onnxruntime 1.32 under qemu 7.2 was seen answering wrongly
+# without an error (with the host's cpuinfo; not reproduced with the root's own): the models are pinned. cortex-a53: no dot product (older phones); cortex-a76: dot product (most phones).
 CPUS=${EDGE_REC_ARM64_CPUS:-"cortex-a76 cortex-a53 max,sme=off"}
 DATA=${EDGE_REC_DATA:-../shared/data}
 PY=${PYTHON:-python}
