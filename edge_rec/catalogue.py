@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
+import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -140,8 +142,8 @@ class _JsonlOut:
                 f.truncate(data.rfind(b"\n") + 1)
         self.f = open(path, "a", encoding="utf-8")
 
-    def done_ids(self) -> set[str]:
-        return {str(r["id"]) for _, r in jsonl_records(self.path)} if self.path.stat().st_size else set()
+    def done_ids(self) -> Iterator[str]:
+        return (str(r["id"]) for _, r in jsonl_records(self.path))
 
     def first_row(self) -> dict | None:
         return next((r for _, r in jsonl_records(self.path)), None)
@@ -165,9 +167,9 @@ class _ParquetOut:
             stale.unlink()
         self.next = 1 + max((int(p.stem.split("-")[1]) for p in path.glob("part-*.parquet")), default=-1)
 
-    def done_ids(self) -> set[str]:
-        return {i for p in sorted(self.path.glob("part-*.parquet"))
-                for i in self.pq.read_table(p, columns=["id"]).column("id").to_pylist()}
+    def done_ids(self) -> Iterator[str]:
+        return (i for p in sorted(self.path.glob("part-*.parquet"))
+                for i in self.pq.read_table(p, columns=["id"]).column("id").to_pylist())
 
     def first_row(self) -> dict | None:
         first = next(iter(sorted(self.path.glob("part-*.parquet"))), None)
@@ -204,6 +206,26 @@ def _output(path: Path, fmt: str, key: str):
     return out
 
 
+class _SeenIds:
+    """The ids written so far, in a temporary on-disk SQLite table: resuming and duplicate ids cost no memory that
+    grows with the catalogue (a Python set held about 70 bytes an id)."""
+
+    def __init__(self, ids: Iterable[str]):
+        self._dir = tempfile.TemporaryDirectory(prefix="edge-rec-ids-")
+        self._db = sqlite3.connect(os.path.join(self._dir.name, "ids.db"))
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in ids))
+
+    def add(self, item_id: str) -> bool:
+        """True if the id is new (and now remembered)."""
+        return self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (item_id,)).rowcount == 1
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
 # -- the job ------------------------------------------------------------------------------------------------------
 def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", chunk: int = 256,
                        skip_bad: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -217,9 +239,9 @@ def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", c
     out = _output(dst, vector, key)
     counts = {"written": 0, "skipped": 0, "bad": 0}
     pending: deque[tuple[str, str]] = deque()  # read, not yet written: at most one chunk
-    errors = None
+    errors, seen = None, None
     try:
-        done = out.done_ids()
+        seen = _SeenIds(out.done_ids())
 
         def texts() -> Iterator[str]:
             nonlocal errors
@@ -233,10 +255,9 @@ def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", c
                     errors.write(json.dumps({"where": where, "error": str(e)}, ensure_ascii=False) + "\n")
                     counts["bad"] += 1
                     continue
-                if item_id in done:
+                if not seen.add(item_id):  # already written, or twice in the input: its first record wins
                     counts["skipped"] += 1
                     continue
-                done.add(item_id)  # an id twice in the input: its first record wins
                 pending.append((item_id, text))
                 yield text
 
@@ -253,6 +274,8 @@ def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", c
         return counts
     finally:
         out.close()
+        if seen:
+            seen.close()
         if errors:
             errors.close()
 
