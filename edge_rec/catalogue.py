@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 import tempfile
 from collections import deque
 from pathlib import Path
@@ -45,6 +44,11 @@ def pyarrow():
     return pyarrow
 
 
+def _check_format(vector: str) -> None:
+    if vector not in VECTOR_FORMATS:
+        raise CatalogueError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, got {vector!r}")
+
+
 # -- rows ---------------------------------------------------------------------------------------------------------
 def encode_vector(v: np.ndarray, fmt: str) -> dict:
     """The vector columns of one row: fp32 / fp16 values, or int8 codes with their scale (v ~= codes * scale)."""
@@ -64,10 +68,8 @@ def decode_vector(row: dict, where: str) -> np.ndarray:
     raise CatalogueError(f"{where}: no vector (write the catalogue with --vector fp32, fp16 or int8 to import it)")
 
 
-def rows_of(ids: list, texts: list[str], results: list[Classification], fmt: str, key: str) -> list[dict]:
-    return [{"id": i, "text": t, "primary": r.primary, "primary_prob": r.primary_prob,
-             "tags": [{"tag": tag, "prob": p} for tag, p in r.tags], "index": r.index, "in_scope": r.in_scope,
-             "scope_score": r.scope_score, **encode_vector(r.vector, fmt), "bundle": key}
+def rows_of(ids: list[str], texts: list[str], results: list[Classification], fmt: str, key: str) -> list[dict]:
+    return [{"id": i, "text": t, **r.to_dict(), **encode_vector(r.vector, fmt), "bundle": key}
             for i, t, r in zip(ids, texts, results)]
 
 
@@ -86,14 +88,12 @@ def arrow_table(rows: list[dict], fmt: str):
                         ("tags", pa.list_(pa.struct([("tag", pa.string()), ("prob", pa.float32())]))),
                         ("index", pa.float32()), ("in_scope", pa.bool_()), ("scope_score", pa.float32()),
                         *vector, ("bundle", pa.dictionary(pa.int32(), pa.string()))])
-    return pa.Table.from_pylist([{**r, "id": str(r["id"])} for r in rows], schema=schema)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _json_row(row: dict) -> str:
     out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()}
-    for k in ("primary_prob", "index", "scope_score"):
-        out[k] = round(out[k], 6)
-    if "vector" in out:
+    if "vector" in out:  # as Classification.to_dict(with_vector=True) writes it
         out["vector"] = [round(x, 6) for x in out["vector"]]
     return json.dumps(out, ensure_ascii=False)
 
@@ -137,9 +137,7 @@ class _JsonlOut:
     def __init__(self, path: Path):
         self.path = path
         if path.exists():
-            with open(path, "rb+") as f:  # drop a partial last line
-                data = f.read()
-                f.truncate(data.rfind(b"\n") + 1)
+            _drop_partial_line(path)
         self.f = open(path, "a", encoding="utf-8")
 
     def done_ids(self) -> Iterator[str]:
@@ -154,6 +152,23 @@ class _JsonlOut:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _drop_partial_line(path: Path, block: int = 1 << 16) -> None:
+    """Cut the file after its last newline, reading backwards from the end a block at a time (the file may be
+    far larger than memory)."""
+    with open(path, "rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            at = f.read(pos - start).rfind(b"\n")
+            if at >= 0:
+                f.truncate(start + at + 1)
+                return
+            pos = start
+        f.truncate(0)
 
 
 class _ParquetOut:
@@ -228,12 +243,12 @@ class _SeenIds:
 
 # -- the job ------------------------------------------------------------------------------------------------------
 def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", chunk: int = 256,
-                       skip_bad: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+                       skip_bad: bool = False, progress: Callable[[int], None] | None = None) -> dict:
     """Classify every item of `src` not yet in `dst` and append it there. A bad record (no id, no text) stops the
     job with a CatalogueError naming it, after everything before it was written; with `skip_bad` it is listed in
-    `<dst>.errors.jsonl` and the job goes on. Returns counts: written, skipped (already there), bad."""
-    if vector not in VECTOR_FORMATS:
-        raise CatalogueError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, got {vector!r}")
+    `<dst>.errors.jsonl` and the job goes on. `progress(n)` hears how many items were handled (written or
+    skipped) after each write. Returns counts: written, skipped (already there), bad."""
+    _check_format(vector)
     dst = Path(dst)
     key = clf.bundle.classification_key
     out = _output(dst, vector, key)
@@ -270,7 +285,7 @@ def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", c
                 counts["written"] += len(batch)
                 batch = []
                 if progress:
-                    progress(counts["written"], counts["skipped"])
+                    progress(counts["written"] + counts["skipped"])
         return counts
     finally:
         out.close()
@@ -287,8 +302,7 @@ class ClassifyBatches:
     made once when the worker starts."""
 
     def __init__(self, bundle: str | None = None, threads: int = 1, vector: str = "fp32"):
-        if vector not in VECTOR_FORMATS:
-            raise CatalogueError(f"vector format must be one of {', '.join(VECTOR_FORMATS)}, got {vector!r}")
+        _check_format(vector)
         self.clf = ContentClassifier(bundle, threads=threads, cache_size=0)
         self.vector, self.key = vector, self.clf.bundle.classification_key
 
@@ -297,14 +311,6 @@ class ClassifyBatches:
         pairs = [_text_of(r, f"record id {r.get('id')!r:.60}") for r in records]
         ids, texts = [i for i, _ in pairs], [t for _, t in pairs]
         return arrow_table(rows_of(ids, texts, self.clf.classify(texts), self.vector, self.key), self.vector)
-
-
-def stderr_progress() -> Callable[[int, int], None] | None:
-    """A one-line count on stderr where it is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    return lambda written, skipped: print(f"\r{written:,} classified, {skipped:,} already done", end="",
-                                          file=sys.stderr, flush=True)
 
 
 def classified_items(path) -> Iterable[tuple[str, str, Classification, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edge_rec import __version__, bench
 from edge_rec.bundle import BundleError, default_bundle_path, load_bundle
-from edge_rec.catalogue import VECTOR_FORMATS, classify_catalogue, stderr_progress
+from edge_rec.catalogue import VECTOR_FORMATS, classify_catalogue
 from edge_rec.classifier import ContentClassifier
 from edge_rec.items import Item, as_item
 from edge_rec.jsonl import jsonl_records, utf8_lines
@@ -56,10 +56,11 @@ def _classify(a) -> int:
     clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold,
                             cache_size=0 if a.input else 10_000)
     if a.input:
-        progress = stderr_progress()
-        counts = classify_catalogue(clf, a.input, a.output, a.vector_format, skip_bad=a.skip_bad, progress=progress)
+        progress = _Progress("items") if sys.stderr.isatty() else None
+        counts = classify_catalogue(clf, a.input, a.output, a.vector_format, skip_bad=a.skip_bad,
+                                    progress=progress.tick if progress else None)
         if progress:
-            print(file=sys.stderr)
+            progress.done()
         print(json.dumps({"output": a.output, **counts}))
         return 0
     if a.texts != ["-"]:
@@ -238,21 +239,14 @@ def _checked_items(clf: ContentClassifier, path):
 def _store(a) -> int:
     """`edge-rec store --db FILE ACTION ...`: one Store call, JSON lines out."""
     with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify") as store:
-        if a.action == "add":
-            items = _checked_items(store.recommender.classifier, a.items)
+        if a.action in ("add", "import"):
             before = len(store)
             try:
-                classified = store.add(items)
+                stored = (store.add(_checked_items(store.recommender.classifier, a.items)) if a.action == "add"
+                          else store.add_classified(a.catalogue))
             except (ValueError, TypeError) as e:  # the items before the bad line were committed: say so
                 raise type(e)(f"{e} (the {len(store) - before} new items before it were added)") from None
-            _print({"classified": classified, "items": len(store)})
-        elif a.action == "import":
-            before = len(store)
-            try:
-                stored = store.add_classified(a.catalogue)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"{e} (the {len(store) - before} new items before it were added)") from None
-            _print({"imported": stored, "items": len(store)})
+            _print({"classified" if a.action == "add" else "imported": stored, "items": len(store)})
         elif a.action == "record":
             # An id given on the command line is text; a stored item may have a numeric id.
             item = int(a.item) if a.item not in store and a.item.lstrip("-").isdigit() else a.item

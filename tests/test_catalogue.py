@@ -53,6 +53,16 @@ def test_a_crash_mid_line_is_resumed_without_loss_or_duplicates(tmp_path, clf, i
     assert sorted(ids) == sorted(it["id"] for it in items)
 
 
+def test_the_partial_last_line_is_found_across_blocks(tmp_path):
+    from edge_rec.catalogue import _drop_partial_line
+
+    for text, want in (("a\nbbbbbbbbb", "a\n"), ("a\nb\n", "a\nb\n"), ("cccccc", "")):
+        path = tmp_path / "o.jsonl"
+        path.write_text(text)
+        _drop_partial_line(path, block=3)
+        assert path.read_text() == want
+
+
 @pytest.mark.parametrize("fmt", ["fp16", "int8"])
 def test_parquet_parts_with_compact_vectors(tmp_path, clf, items, fmt, monkeypatch):
     pytest.importorskip("pyarrow")
