@@ -91,11 +91,12 @@ def compare_one(ref: dict, got: dict) -> dict:
 
 def compare(ref_path: Path, runs: list[Path], out: Path, labels: list[str], emulator: str) -> bool:
     ref = json.loads(ref_path.read_text(encoding="utf-8"))
+    labels = labels or [p.stem for p in runs]
     report = {"reference": {k: ref[k] for k in ("machine", "python", "numpy", "onnxruntime", "edge_rec", "bundle")},
               "emulator": emulator,
               "tolerances": {"top1_agreement": MIN_TOP1_AGREEMENT, "recommend_top10_overlap_mean": MIN_MEAN_OVERLAP},
               "runs": {}}
-    for label, path in zip(labels or [p.stem for p in runs], runs):
+    for label, path in zip(labels, runs):
         got = json.loads(path.read_text(encoding="utf-8"))
         report["runs"][label] = {**compare_one(ref, got), "model_files": got["model_files"],
                                  "reference_model_files": ref["model_files"]}
@@ -103,12 +104,12 @@ def compare(ref_path: Path, runs: list[Path], out: Path, labels: list[str], emul
     report = {**prior, **report, "runs": {**prior.get("runs", {}), **report["runs"]}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    for label in labels or [p.stem for p in runs]:
+    for label in labels:
         r = report["runs"][label]
         print(f"{label}: top-1 {r['top1_agreement']:.4f}, max |p| {r['max_abs_primary_prob']}, max |c| "
               f"{r['max_abs_index_same_label']} (same label), top-10 overlap {r['recommend_top10_overlap_mean']} (min "
               f"{r['recommend_top10_overlap_min']}): {'ok' if r['passes'] else 'FAILS'}")
-    return all(report["runs"][label]["passes"] for label in labels or [p.stem for p in runs])
+    return all(report["runs"][label]["passes"] for label in labels)
 
 
 def main(argv=None) -> int:

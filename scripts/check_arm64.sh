@@ -72,19 +72,18 @@ in_root "$first" sh -c "cd /check && python -m pytest -q -p no:cacheprovider -m 
 echo "== arm64 ($first): edge-rec demo"
 in_root "$first" sh -c "cd /tmp && edge-rec demo > /check/demo.txt" && tail -3 "$ROOT/check/demo.txt"
 
-runs=() labels=()
+runs=() labels=() mobile_runs=() mobile_labels=()
 for cpu in $CPUS; do
   echo "== arm64 ($cpu): classify + recommend, default bundle and mobile bundle"
   cpuinfo "$cpu"
   in_root "$cpu" python /check/arm64_check.py probe /check/inputs.json "/check/$cpu.json"
   in_root "$cpu" python /check/arm64_check.py probe /check/inputs.json "/check/$cpu-mobile.json" --bundle /check/mobile
   runs+=("$ROOT/check/$cpu.json") labels+=("$cpu")
+  mobile_runs+=("$ROOT/check/$cpu-mobile.json") mobile_labels+=("$cpu mobile")
 done
 emulator="$(qemu-aarch64-static --version | head -1), user mode"
 status=0
 rm -f reports/arm64.json  # this run's report only: the mobile runs are merged into the classifier runs' file
 $PY scripts/arm64_check.py compare "$WORK/x86.json" "${runs[@]}" --labels "${labels[@]}" --emulator "$emulator" || status=1
-mobile_runs=() mobile_labels=()
-for cpu in $CPUS; do mobile_runs+=("$ROOT/check/$cpu-mobile.json") mobile_labels+=("$cpu mobile"); done
 $PY scripts/arm64_check.py compare "$WORK/x86-mobile.json" "${mobile_runs[@]}" --labels "${mobile_labels[@]}" --emulator "$emulator" || status=1
 exit $status

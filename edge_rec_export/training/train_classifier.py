@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-
 from edge_rec_export.models.classifier import ClassifierConfig, ContentClassifierModel, load_checkpoint, save_checkpoint
 from edge_rec_export.models.ngram_wide import HashedTfidf, WideConfig
 from edge_rec_export.training.metrics import classifier_report
