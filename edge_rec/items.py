@@ -104,8 +104,8 @@ class LabelVocab:
                 vectors: Sequence[np.ndarray] | np.ndarray, what: str = "item") -> dict[str, np.ndarray]:
         """features() from columns: primary labels, tag names (most likely first), indexes and vectors."""
         by_primary, by_tag = self._primary, self._tag
-        rows = [[i for i in (by_primary.get(p), *map(by_tag.get, ts)) if i is not None] for p, ts in zip(primary, tags)]
-        labels = ragged(rows, 0, np.int64, self.max_labels)
+        labels = label_matrix(primary, tags, lambda p, ts: [i for i in (by_primary.get(p), *map(by_tag.get, ts))
+                                                             if i is not None], 0, np.int64, self.max_labels)
         flag = next((r for r, x in enumerate(index) if isinstance(x, bool)), None)
         if isinstance(vectors, np.ndarray):
             wrong = None if vectors.shape[1:] == (self.vector_dim,) else 0
@@ -119,8 +119,9 @@ class LabelVocab:
             index = np.array(index, dtype=np.float32)
         except (TypeError, ValueError):
             raise ValueError(f"{what}s: every category index must be a number") from None
-        # concatenate, not stack: several times faster over 100,000 rows
-        vector = (np.concatenate(vectors).astype(np.float32, copy=False).reshape(len(index), self.vector_dim)
+        # A matrix is taken as it is; a list is joined with concatenate, not stack: several times faster.
+        vector = (np.asarray(vectors, dtype=np.float32) if isinstance(vectors, np.ndarray) else
+                  np.concatenate(vectors).astype(np.float32, copy=False).reshape(len(index), self.vector_dim)
                   if len(index) else np.zeros((0, self.vector_dim), dtype=np.float32))
         # One vectorised check instead of one per item: NaN/inf or an index outside [0, 1] is refused.
         bad = ~(np.isfinite(index) & (index >= 0.0) & (index <= 1.0)) | ~np.isfinite(vector).all(axis=1)
@@ -129,6 +130,16 @@ class LabelVocab:
             raise ValueError(f"{what} {r}: category index must be a finite number in [0, 1] and the vector finite; "
                              f"got index {index[r]!r}")
         return {"labels": labels, "index": index, "vector": vector}
+
+
+def label_matrix(primary: Sequence[str], tags: Sequence[Sequence[str]], ids, fill: int, dtype,
+                 width: int | None = None) -> np.ndarray:
+    """ragged() of ids(primary, tags) per item, each distinct (primary, tags) pair mapped once: a catalogue has
+    far fewer pairs than items."""
+    pairs: dict = {}
+    which = np.fromiter((pairs.setdefault((p, tuple(ts)), len(pairs)) for p, ts in zip(primary, tags)), np.int64,
+                        len(primary))
+    return ragged([ids(p, ts) for p, ts in pairs], fill, dtype, width)[which]
 
 
 def ragged(rows: Sequence[Sequence[int]], fill: int, dtype, width: int | None = None) -> np.ndarray:

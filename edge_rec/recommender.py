@@ -16,7 +16,7 @@ from edge_rec.classifier import Classification, ContentClassifier
 from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
 from edge_rec.pool import LabelNames, Pool
 from edge_rec.recall import interleave, tag_match, top_d
-from edge_rec.scorer import ModelScorer
+from edge_rec.scorer import ModelScorer, RecallSides
 from edge_rec.semantic import MODES, similarity
 from edge_rec.sessions import resolve_threads
 
@@ -70,7 +70,9 @@ class EdgeRecommender:
         labels = ranking["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise BundleError(f"{self.bundle.path}: 'ranking.labels' must be a list of label names")
-        self.recall = ModelScorer(self.bundle, "recall", threads)
+        models = self.bundle.manifest["models"]
+        self.recall = (RecallSides(self.bundle, threads) if {"recall_user", "recall_items"} <= set(models)
+                       else ModelScorer(self.bundle, "recall", threads))
         self.ranker = ModelScorer(self.bundle, "ranker", threads)
         if self.recall.max_labels != self.ranker.max_labels:
             raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
@@ -104,6 +106,13 @@ class EdgeRecommender:
         pool = Pool.of([it.id for it in items], self._classify(items, "candidate"), self.vocab, self.names)
         return self.rank(history, self.known_tags(user.interest_tags), pool, knobs)
 
+    def prepared(self, pool: Pool) -> Pool:
+        """`pool` with what recall computes once per item kept beside it (a two-sided recall model's item side),
+        for a catalogue recommended from many times (Store)."""
+        if isinstance(self.recall, RecallSides):
+            pool.features["recall_items"] = self.recall.items(pool.features)
+        return pool
+
     @property
     def history_length(self) -> int:
         """How many of the most recent history items the models read."""
@@ -121,31 +130,35 @@ class EdgeRecommender:
         sources = [(name, h) for name, h in (("history", list(history)), ("account", profile)) if h] or [("history", [])]
         interests = [self.vocab.features(h, "history item") for _, h in sources]
         hist_f = {key: np.concatenate([f[key] for f in interests]) for key in interests[0]}  # every reference item
-        # Recall and ranking read only the rows that may be recommended (all of them unless some are excluded).
-        rows = np.arange(len(pool)) if exclude is None else np.flatnonzero(~exclude)
-        if not len(rows):
+        # Every path scores the whole pool (no copy of its columns); excluded items are then never kept.
+        n = len(pool) if exclude is None else int((~exclude).sum())
+        if not n:
             return []
-        pool_f = pool.features if exclude is None else {key: v[rows] for key, v in pool.features.items()}
-        rate = np.max([self.recall(f, pool_f) for f in interests], axis=0)  # (n,) first interaction rate
-        match = tag_match(pool.hits(tags, rows), len(tags), pool_f["index"], knobs["match_g"])  # (n,)
-        sim = similarity(hist_f["vector"], pool_f["vector"], knobs["semantic_mode"])  # (n,)
+        f = pool.features
+        rate = np.max([self.recall(i, f) for i in interests], axis=0)  # (N,) first interaction rate
+        match = tag_match(pool.hits(tags), len(tags), f["index"], knobs["match_g"])  # (N,)
+        sim = similarity(hist_f["vector"], f["vector"], knobs["semantic_mode"])  # (N,)
         # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
         # Pre-screening selects on small pools too: each path keeps at most screen_share of the pool (but >= k).
-        cap = max(knobs["k"], math.ceil(knobs["screen_share"] * len(rows)))
+        cap = max(knobs["k"], math.ceil(knobs["screen_share"] * n))
         # Demoted items are recalled only where too few others are left (every path score is within [-1, 1]).
-        sink = np.zeros(len(rows), np.float32) if demote is None else 4.0 * demote[rows].astype(np.float32)
+        sink = np.zeros(len(pool), np.float32) if demote is None else 4.0 * demote.astype(np.float32)
+        if exclude is not None:
+            sink[exclude] = np.inf
         by_sem = top_d(sim - sink, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
         by_model = top_d(rate - sink, min(cap, knobs["recall_top"]))
         by_tag = top_d(match - sink, min(cap, knobs["tag_top"]))
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
-                        dtype=np.int64)  # positions in `rows`
-        outside = ~pool.in_scope[rows[kept]]  # (U,)
+                        dtype=np.int64)  # positions in the pool
+        if exclude is not None:  # where fewer than d are left, top_d returns excluded ones last
+            kept = kept[~exclude[kept]]
+        outside = ~pool.in_scope[kept]  # (U,)
         if knobs["out_of_scope"] == "drop":
             kept, outside = kept[~outside], outside[~outside]
             if not len(kept):
                 return []
-        kept_f = {key: v[kept] for key, v in pool_f.items()}
-        ctrs = [self.ranker(f, kept_f) for f in interests]  # per interest (U,) second interaction rate
+        kept_f = {key: v[kept] for key, v in f.items()}
+        ctrs = [self.ranker(i, kept_f) for i in interests]  # per interest (U,) second interaction rate
         lam = knobs["lam"]
         degrees = [lam * p + (1.0 - lam) * kept_f["index"] for p in ctrs]
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
@@ -156,16 +169,16 @@ class EdgeRecommender:
         # after all of these.
         last = outside if knobs["out_of_scope"] == "last" else np.zeros_like(outside)
         sunk = sink[kept] > 0
-        carries = pool.hits(account, rows[kept]) > 0
+        carries = pool.hits(account, kept) > 0
         orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last, sunk))
                   for (name, _), d in zip(sources, degrees)]
         out = []
         for j, which in interleave(orders, knobs["k"]):
             degree, ctr = degrees[which], ctrs[which]
-            at, i = int(kept[j]), int(rows[kept[j]])
-            paths = tuple(p for p, s in path_sets if at in s)
+            i = int(kept[j])
+            paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(pool.ids[i], float(degree[j]), float(ctr[j]), float(pool.index[i]),
-                                      float(rate[at]), float(match[at]), float(sim[at]), paths, pool.primary[i],
+                                      float(rate[i]), float(match[i]), float(sim[i]), paths, pool.primary[i],
                                       pool.tags[i], bool(pool.in_scope[i]), sources[which][0]))
         return out
 

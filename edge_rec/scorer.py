@@ -1,4 +1,5 @@
-"""A bundle's recall or ranking model in onnxruntime: one user's history against N candidates -> scores (N,)."""
+"""A bundle's recall or ranking model in onnxruntime: one user's history against N candidates -> scores (N,); a
+two-tower recall model may ship as its two sides (RecallSides)."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,23 +34,65 @@ class ModelScorer:
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """history/candidates: LabelVocab.features of the user's items (oldest first) and of the candidates."""
-        h, n = self.history_length, len(candidates["index"])
-        if n == 0:
+        if len(candidates["index"]) == 0:
             return np.zeros(0, dtype=np.float32)
-        take = min(len(history["index"]), h)
-        feeds = {"hist_mask": np.zeros((1, h), dtype=np.float32)}
-        feeds["hist_mask"][0, h - take:] = 1.0
-        for name, key in HISTORY.items():
-            if name in self.inputs:
-                src = history[key]
-                arr = np.zeros((1, h, *src.shape[1:]), dtype=src.dtype)
-                if take:
-                    arr[0, h - take:] = src[-take:]
-                feeds[name] = arr
-        for name, key in CANDIDATE.items():
-            if name in self.inputs:
-                feeds[name] = candidates[key]
-        (score,) = self.session.run(["score"], {k: feeds[k] for k in self.inputs})  # (N,)
-        if not np.isfinite(score).all():
-            raise RuntimeError(f"{self.path}: the model produced non-finite scores")
-        return score
+        feeds = history_feeds(history, self.history_length, self.inputs)
+        feeds.update({name: candidates[key] for name, key in CANDIDATE.items() if name in self.inputs})
+        (score,) = self.session.run(["score"], feeds)  # (N,)
+        return finite(score, self.path)
+
+
+class RecallSides:
+    """A two-tower recall model shipped as its two sides: recall_user (the history) -> user (1, D), recall_items
+    (candidates) -> items (N, D); score = sigmoid(items @ user.T). The item side depends on the item alone, so a
+    catalogue computes it once (`items`, kept as the features' "recall_items") and each call is one product."""
+
+    def __init__(self, bundle: Bundle, threads: int):
+        self.user, self.user_path = bundle_session(bundle, "recall_user", threads)
+        self.item_side, self.items_path = bundle_session(bundle, "recall_items", threads)
+        for session, path, inputs, output in ((self.user, self.user_path, ["hist_labels", "hist_mask"], "user"),
+                                              (self.item_side, self.items_path, ["cand_labels", "cand_index"], "items")):
+            found = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+            if found != (inputs, [output]):
+                raise BundleError(f"{path}: a recall side takes {inputs} and gives {output!r}; this one takes "
+                                  f"{found[0]} and gives {found[1]}")
+        shape = self.user.get_inputs()[0].shape
+        if not (len(shape) == 3 and all(isinstance(d, int) for d in shape[1:])):
+            raise BundleError(f"{self.user_path}: input 'hist_labels' must have a fixed shape (1, H, K), got {shape}")
+        self.history_length, self.max_labels = shape[1], shape[2]
+
+    def items(self, candidates: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, D) item side of the candidates' LabelVocab.features."""
+        if len(candidates["index"]) == 0:
+            return np.zeros((0, self.item_side.get_outputs()[0].shape[-1]), dtype=np.float32)
+        (items,) = self.item_side.run(["items"], {"cand_labels": candidates["labels"],
+                                                  "cand_index": candidates["index"]})
+        return finite(items, self.items_path)
+
+    def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
+        """As ModelScorer's; candidates that carry "recall_items" are not passed through the item side again."""
+        items = candidates.get("recall_items")
+        items = self.items(candidates) if items is None else items
+        (user,) = self.user.run(["user"], history_feeds(history, self.history_length, ["hist_labels", "hist_mask"]))
+        return (1.0 / (1.0 + np.exp(-(items @ finite(user, self.user_path)[0])))).astype(np.float32)
+
+
+def history_feeds(history: dict[str, np.ndarray], h: int, inputs: list[str]) -> dict[str, np.ndarray]:
+    """The history inputs among `inputs`: the user's last h items, right-aligned (oldest first), and their mask."""
+    take = min(len(history["index"]), h)
+    feeds = {"hist_mask": np.zeros((1, h), dtype=np.float32)}
+    feeds["hist_mask"][0, h - take:] = 1.0
+    for name, key in HISTORY.items():
+        if name in inputs:
+            src = history[key]
+            arr = np.zeros((1, h, *src.shape[1:]), dtype=src.dtype)
+            if take:
+                arr[0, h - take:] = src[-take:]
+            feeds[name] = arr
+    return {k: v for k, v in feeds.items() if k in inputs}
+
+
+def finite(out: np.ndarray, path) -> np.ndarray:
+    if not np.isfinite(out).all():
+        raise RuntimeError(f"{path}: the model produced non-finite scores")
+    return out

@@ -28,21 +28,30 @@ from edge_rec.items import Item, as_item
 from edge_rec.pool import Pool
 from edge_rec.recommender import EdgeRecommender, Recommendation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POSITIVE = ("click", "long_view", "like", "share")  # events that make an item part of the user's history
 NEGATIVE = ("hide", "dislike")  # the item is never shown again; labels hidden often enough are demoted
 EVENTS = ("impression", *POSITIVE, *NEGATIVE)
 HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
 
+# Vectors live in a table of their own, keyed by the item's row: opening scans the small item rows without paging
+# through 1.5 KB of vector per item, and reads the vectors in one pass.
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE items (row INTEGER PRIMARY KEY, id UNIQUE NOT NULL, text TEXT NOT NULL, primary_label TEXT NOT NULL,
                     primary_prob REAL NOT NULL, tags TEXT NOT NULL, tag_probs BLOB NOT NULL, idx REAL NOT NULL,
-                    in_scope INTEGER NOT NULL, scope_score REAL NOT NULL, vector BLOB NOT NULL, added REAL NOT NULL);
+                    in_scope INTEGER NOT NULL, scope_score REAL NOT NULL, added REAL NOT NULL);
+CREATE TABLE vectors (row INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, user NOT NULL, item NOT NULL, event TEXT NOT NULL, time REAL NOT NULL);
 CREATE INDEX events_by_user ON events (user, time, seq);
 """
-COLUMNS = "primary_label, primary_prob, tags, tag_probs, idx, in_scope, scope_score, vector"  # one result
+# MIGRATIONS[v] takes a store of schema v to v + 1 (run in one transaction with the version bump).
+MIGRATIONS = {1: """
+CREATE TABLE vectors (row INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+INSERT INTO vectors SELECT row, vector FROM items;
+ALTER TABLE items DROP COLUMN vector;
+"""}
+COLUMNS = "primary_label, primary_prob, tags, tag_probs, idx, in_scope, scope_score"  # one result, less its vector
 SLOTS = ", ".join("?" * len(COLUMNS.split(",")))
 TAB = "\t"  # joins a result's tag names in one column (label names never hold a tab)
 
@@ -76,6 +85,8 @@ class Store:
         elif version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: store schema {version} is newer than this edge-rec's "
                              f"({SCHEMA_VERSION}); upgrade edge-rec")
+        elif version < SCHEMA_VERSION:
+            self._migrate(version)
         made_with = self._meta("bundle")
         if made_with != self.recommender.bundle.classification_key:
             if not reclassify:
@@ -148,9 +159,11 @@ class Store:
             now = clock.time()
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("DELETE FROM items WHERE id = ?", [(it.id,) for it in fresh if it.id in stored])
+                self._delete([it.id for it in fresh if it.id in stored])
                 self._db.executemany(f"INSERT INTO items (id, text, {COLUMNS}, added) VALUES (?, ?, {SLOTS}, ?)",
                                      [(it.id, it.text, *_row(c), now) for it, c in zip(fresh, results)])
+                self._db.executemany("INSERT INTO vectors (row, vector) SELECT row, ? FROM items WHERE id = ?",
+                                     [(_vector(c), it.id) for it, c in zip(fresh, results)])
             return self._pool([it.id for it in fresh], results)
 
     def _extend(self, pieces: list[Pool]) -> None:
@@ -171,9 +184,15 @@ class Store:
         with self._lock:
             with self._db:
                 self._db.execute("BEGIN")
-                gone = sum(self._db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
+                gone = self._delete(ids)
             self._drop([i for i in ids if i in self._rows])
         return gone
+
+    def _delete(self, ids: Sequence[Hashable]) -> int:
+        """Delete stored items and their vectors (inside the caller's transaction); returns how many."""
+        self._db.executemany("DELETE FROM vectors WHERE row = (SELECT row FROM items WHERE id = ?)",
+                             [(i,) for i in ids])
+        return sum(self._db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
 
     def _drop(self, ids: list[Hashable]) -> None:
         if ids:
@@ -274,11 +293,23 @@ class Store:
     def _create(self) -> None:
         with self._db:
             self._db.execute("BEGIN")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+            self._script(SCHEMA)
             self._db.execute("INSERT INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of an older schema up to SCHEMA_VERSION, all steps or none."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            for v in range(version, SCHEMA_VERSION):
+                self._script(MIGRATIONS[v])
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _script(self, sql: str) -> None:
+        # executescript() would commit first: statements one by one keep them inside the caller's transaction.
+        for statement in sql.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -291,33 +322,46 @@ class Store:
             self._db.execute("BEGIN")
             self._db.executemany(f"UPDATE items SET ({COLUMNS}) = ({SLOTS}) WHERE id = ?",
                                  [(*_row(c), i) for (i, _), c in zip(texts, results)])
+            self._db.executemany("UPDATE vectors SET vector = ? WHERE row = (SELECT row FROM items WHERE id = ?)",
+                                 [(_vector(c), i) for (i, _), c in zip(texts, results)])
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
 
     def _load(self) -> Pool:
         """The catalogue as columns straight from SQLite: no Classification per item (opening stays fast)."""
-        rows = self._db.execute("SELECT id, primary_label, tags, idx, in_scope, vector FROM items ORDER BY row").fetchall()
-        ids, primary, tags, index, in_scope, vectors = zip(*rows) if rows else ((),) * 6
+        rows = self._db.execute("SELECT id, primary_label, tags, idx, in_scope FROM items ORDER BY row").fetchall()
+        ids, primary, tags, index, in_scope = zip(*rows) if rows else ((),) * 5
+        vectors = b"".join(v for (v,) in self._db.execute("SELECT vector FROM vectors ORDER BY row"))
         dim = self.recommender.vocab.vector_dim
-        return Pool.columns(ids, primary, [t.split(TAB) if t else [] for t in tags], index,
-                            np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(rows), dim), in_scope,
-                            self.recommender.vocab, self.recommender.names, "stored item")
+        if len(vectors) != len(rows) * dim * 4:
+            raise StoreError(f"{self.path}: {len(rows)} items but {len(vectors) // (dim * 4)} {dim}-d vectors; the "
+                             "file was changed outside edge-rec")
+        split: dict[str, tuple[str, ...]] = {}  # one tuple per distinct tag string
+        tags = [split.setdefault(t, tuple(t.split(TAB)) if t else ()) for t in tags]
+        return self.recommender.prepared(Pool.columns(
+            ids, primary, tags, index, np.frombuffer(vectors, dtype=np.float32).reshape(len(rows), dim), in_scope,
+            self.recommender.vocab, self.recommender.names, "stored item"))
 
     def _pool(self, ids: list, results: list[Classification]) -> Pool:
-        return Pool.of(ids, results, self.recommender.vocab, self.recommender.names, "stored item")
+        return self.recommender.prepared(Pool.of(ids, results, self.recommender.vocab, self.recommender.names,
+                                                 "stored item"))
 
     def _classifications(self, ids: list) -> list[Classification]:
         if not ids:
             return []
         found = {row[0]: _classification(*row[1:]) for row in self._db.execute(
-            f"SELECT id, {COLUMNS} FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
+            f"SELECT id, {COLUMNS}, vector FROM items JOIN vectors USING (row) "
+            f"WHERE id IN ({','.join('?' * len(ids))})", ids)}
         return [found[i] for i in ids]
 
 
 def _row(c: Classification) -> tuple:
     """A result as the item columns COLUMNS (numbers unrounded, so a re-opened store ranks exactly as before)."""
     return (c.primary, c.primary_prob, TAB.join(t for t, _ in c.tags),
-            np.array([p for _, p in c.tags], dtype=np.float32).tobytes(), c.index, int(c.in_scope), c.scope_score,
-            np.asarray(c.vector, dtype=np.float32).tobytes())
+            np.array([p for _, p in c.tags], dtype=np.float32).tobytes(), c.index, int(c.in_scope), c.scope_score)
+
+
+def _vector(c: Classification) -> bytes:
+    return np.asarray(c.vector, dtype=np.float32).tobytes()
 
 
 def _classification(primary: str, prob: float, tags: str, tag_probs: bytes, index: float, in_scope: int,

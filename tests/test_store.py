@@ -119,6 +119,29 @@ def test_not_a_store_and_newer_schema(rec_bundle, tmp_path):
         Store(newer, rec_bundle)
 
 
+def test_a_schema_1_store_is_migrated(store, rec_bundle, tmp_path):
+    """A store as schema 1 laid it out (vectors inside the item rows) opens, migrated, with every item, vector and
+    event kept; removing and re-adding items afterwards keeps items and vectors in step."""
+    import sqlite3
+
+    store.record("u", "c2", "click")
+    before = [r.to_dict() for r in store.recommend("u", k=8)]
+    store.close()
+    db = sqlite3.connect(store.path)
+    db.executescript("""ALTER TABLE items ADD COLUMN vector BLOB;
+        UPDATE items SET vector = (SELECT vector FROM vectors WHERE vectors.row = items.row);
+        DROP TABLE vectors; PRAGMA user_version = 1;""")
+    db.close()
+    migrated = Store(store.path, rec_bundle)
+    assert [r.to_dict() for r in migrated.recommend("u", k=8)] == before
+    assert sqlite3.connect(store.path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert migrated.remove(["c5"]) == 1 and migrated.add([ITEMS[5], {"id": "c6", "text": "新的标题 6"}]) == 2
+    migrated.close()
+    again = Store(store.path, rec_bundle)
+    assert len(again) == len(ITEMS) and [i for i, _, _ in again.events("u")] == ["c2"]
+    again.close()
+
+
 def test_retention_bounds_the_log(store):
     for i in range(6):
         store.record("u", f"c{i}", "impression", time=time.time() - 1000 * i)

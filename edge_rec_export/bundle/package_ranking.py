@@ -6,6 +6,8 @@
     python -m edge_rec_export.bundle.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
 
 The recall model (DSSM) ships in fp32: it is a few embedding rows and two small MLPs, and INT8 gains nothing there.
+Beside it ship its two sides (recall_user, recall_items: score = sigmoid(items @ user.T), checked against it), so a
+runtime holding a catalogue computes the item side once and scores a user against 100,000 items with one product.
 The ranker (CTR student) ships in INT8 only when it keeps the fp32 AUC within `INT8_AUC_BUDGET` *and* runs faster:
 at these widths (16-32) quantizing and dequantizing around each small MatMul can cost more than it saves.
 """
@@ -24,9 +26,10 @@ from edge_rec.bundle import load_bundle
 from edge_rec.sessions import make_session
 from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
 from edge_rec_export.data.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
-from edge_rec_export.bundle.onnx_export import check_parity, export_onnx
+from edge_rec_export.bundle.onnx_export import ParityError, check_parity, export_onnx, run_onnx
 from edge_rec_export.bundle.package_classifier import p50_ms
 from edge_rec_export.bundle.quantize import quantize_int8
+from edge_rec_export.models.dssm import DSSMItems, DSSMUser
 from edge_rec_export.training.ranking_baselines import baselines
 from edge_rec_export.training.train_ranking import ItemTensors, load, report, score
 
@@ -47,15 +50,35 @@ def calibration_feeds(model, tensors: ItemTensors, visits: list[Impression]) -> 
                                                        model.feed_names).items()} for imp in visits]
 
 
-def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path) -> tuple[Path, float]:
+def export_ranking_model(model, tensors: ItemTensors, examples: list[Impression], path: Path,
+                         output: str = "score") -> tuple[Path, float]:
     """Export fp32 to `path` and check parity on a few real visits. Returns (file, max abs diff)."""
     names = model.feed_names
     h = model.cfg.history_length
     feeds = [impression_feeds(tensors, imp, h, names) for imp in examples]
     scorer = model.eval()
     dynamic = {k: {0: "candidates"} for k in names if k in CANDIDATE_INPUTS}
-    export_onnx(scorer, feeds[0], ["score"], path, dynamic)
-    return path, max(check_parity(scorer, path, f, ["score"], PARITY_ATOL) for f in feeds)
+    export_onnx(scorer, feeds[0], [output], path, dynamic)
+    return path, max(check_parity(scorer, path, f, [output], PARITY_ATOL) for f in feeds)
+
+
+def export_recall_sides(dssm, tensors: ItemTensors, examples: list[Impression], recall: Path,
+                        workdir: Path) -> tuple[dict[str, Path], float]:
+    """The recall model's two sides as graphs of their own (the runtime computes a catalogue's item side once);
+    returns them and the max abs difference of sigmoid(items @ user.T) from the one-graph recall model's score."""
+    sides = {"recall_user": export_ranking_model(DSSMUser(dssm), tensors, examples, workdir / "recall_user.onnx",
+                                                 "user")[0],
+             "recall_items": export_ranking_model(DSSMItems(dssm), tensors, examples, workdir / "recall_items.onnx",
+                                                  "items")[0]}
+    worst = 0.0
+    for imp in examples:
+        feeds = {k: v.numpy() for k, v in impression_feeds(tensors, imp, dssm.cfg.history_length,
+                                                            dssm.feed_names).items()}
+        (user,), (items,), (score,) = (run_onnx(path, feeds) for path in (*sides.values(), recall))
+        worst = max(worst, float(np.abs(1.0 / (1.0 + np.exp(-items @ user[0])) - score).max()))
+    if not worst <= PARITY_ATOL:
+        raise ParityError(f"recall sides: sigmoid(items @ user) differs from recall.onnx by {worst:.3g}")
+    return sides, worst
 
 
 def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], threads: int = 2) -> np.ndarray:
@@ -75,11 +98,13 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     dssm, teacher, student = (load(run / f"{n}.pt")[0] for n in ("dssm", "ctr_teacher", "ctr_student"))
     examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
     recall, recall_diff = export_ranking_model(dssm, tensors, examples, workdir / "recall.onnx")
+    sides, sides_diff = export_recall_sides(dssm, tensors, examples, recall, workdir)
     ranker_fp32, ranker_diff = export_ranking_model(student, tensors, examples, workdir / "ranker.fp32.onnx")
     ranker_int8 = quantize_int8(ranker_fp32, workdir / "ranker.int8.onnx",
                                 calibration_feeds(student, tensors, log.val[:256]))
     figures = {"data": log.name, "data_notes": log.notes, "test_visits": len(log.test),
-               "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff}}
+               "parity_fp32_onnx_vs_torch_max_abs": {"recall": recall_diff, "ranker": ranker_diff},
+               "parity_recall_sides_vs_recall_max_abs": sides_diff}
     for name, model in (("ctr_teacher_fp32_torch", teacher), ("ctr_student_fp32_torch", student)):
         test = samples(log.test, model.cfg.history_length)
         figures[name] = report(score(model, tensors, test), test)
@@ -99,7 +124,7 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
     figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
                     "ranker_latency_1_thread_p50_ms": speed,
                     "recommendation_degree": tune_lam(ranker, tensors, log), "baselines": baselines(log)})
-    return {"recall": recall, "ranker": ranker}, figures
+    return {"recall": recall, **sides, "ranker": ranker}, figures
 
 
 LAM_GRID = [round(x, 1) for x in np.arange(0.0, 1.01, 0.1)]

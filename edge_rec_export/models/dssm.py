@@ -49,11 +49,47 @@ class DSSM(nn.Module):
         self.scale = nn.Parameter(torch.tensor(5.0))
         self.bias = nn.Parameter(torch.tensor(0.0))
 
-    def logits(self, hist_labels, hist_mask, cand_labels, cand_index) -> torch.Tensor:
-        """hist_labels (Bh, H, K), hist_mask (Bh, H), cand_labels (N, K), cand_index (N,); Bh is 1 or N -> (N,)."""
-        user = F.normalize(self.user_tower(masked_mean(self.bag(hist_labels), hist_mask)), dim=-1)  # (Bh, D)
+    def user_side(self, hist_labels, hist_mask) -> torch.Tensor:
+        """hist_labels (Bh, H, K), hist_mask (Bh, H) -> (Bh, D + 1): [scale * unit user vector, bias]."""
+        user = F.normalize(self.user_tower(masked_mean(self.bag(hist_labels), hist_mask)), dim=-1)
+        return torch.cat([self.scale * user, self.bias.expand(len(user), 1)], dim=-1)
+
+    def item_side(self, cand_labels, cand_index) -> torch.Tensor:
+        """cand_labels (N, K), cand_index (N,) -> (N, D + 1): [unit item vector, 1]."""
         item = F.normalize(self.item_tower(torch.cat([self.bag(cand_labels), cand_index[:, None]], dim=-1)), dim=-1)
-        return self.scale * (user * item).sum(dim=-1) + self.bias  # (N,)
+        return torch.cat([item, torch.ones_like(item[:, :1])], dim=-1)
+
+    def logits(self, hist_labels, hist_mask, cand_labels, cand_index) -> torch.Tensor:
+        """hist_labels (Bh, H, K), hist_mask (Bh, H), cand_labels (N, K), cand_index (N,); Bh is 1 or N -> (N,):
+        scale * cosine(user, item) + bias, one dot product of the two sides, so a catalogue's item sides can be
+        computed once and each user scored against all of them with a matrix-vector product."""
+        return (self.user_side(hist_labels, hist_mask) * self.item_side(cand_labels, cand_index)).sum(dim=-1)
 
     def forward(self, hist_labels, hist_mask, cand_labels, cand_index) -> torch.Tensor:
         return torch.sigmoid(self.logits(hist_labels, hist_mask, cand_labels, cand_index))
+
+
+
+class DSSMUser(nn.Module):
+    """A DSSM's user side as its own graph: (hist_labels, hist_mask) -> user (1, D + 1). With DSSMItems, a recall
+    model in two graphs whose score is sigmoid(items @ user.T)."""
+    feed_names = ("hist_labels", "hist_mask")
+
+    def __init__(self, dssm: DSSM):
+        super().__init__()
+        self.dssm, self.cfg = dssm, dssm.cfg
+
+    def forward(self, hist_labels, hist_mask) -> torch.Tensor:
+        return self.dssm.user_side(hist_labels, hist_mask)
+
+
+class DSSMItems(nn.Module):
+    """A DSSM's item side as its own graph: (cand_labels, cand_index) -> items (N, D + 1)."""
+    feed_names = ("cand_labels", "cand_index")
+
+    def __init__(self, dssm: DSSM):
+        super().__init__()
+        self.dssm, self.cfg = dssm, dssm.cfg
+
+    def forward(self, cand_labels, cand_index) -> torch.Tensor:
+        return self.dssm.item_side(cand_labels, cand_index)
