@@ -75,7 +75,7 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert m["model"]["char_part"]["weight"] > 0
     assert bundle.manifest["recipe"]["quick"] is True and bundle.manifest["recipe"]["lang"] == "zh"
     assert bundle.manifest["scope"]["scripts"] == ["Han"]
-    assert set(bundle.manifest["models"]) == {"classifier", "recall", "ranker"}
+    assert set(bundle.manifest["models"]) == {"classifier", "recall", "recall_user", "recall_items", "ranker"}
     clf = ContentClassifier(bundle)
     assert clf.classify([rows[0]["text"]])[0].primary in POOLS
 

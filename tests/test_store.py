@@ -119,26 +119,38 @@ def test_not_a_store_and_newer_schema(rec_bundle, tmp_path):
         Store(newer, rec_bundle)
 
 
-def test_a_schema_1_store_is_migrated(store, rec_bundle, tmp_path):
-    """A store as schema 1 laid it out (vectors inside the item rows) opens, migrated, with every item, vector and
-    event kept; removing and re-adding items afterwards keeps items and vectors in step."""
+def test_a_schema_1_store_is_migrated(store, rec_bundle, monkeypatch):
+    """A store as schema 1 laid it out (each vector inside its item row) opens, migrated, with every item, vector and
+    event kept; removing, replacing and adding items across chunks keeps every id with its own vector."""
     import sqlite3
 
+    import numpy as np
+
+    import edge_rec.store
+
+    monkeypatch.setattr(edge_rec.store, "CHUNK_ROWS", 7)  # many chunks from a few dozen items
     store.record("u", "c2", "click")
     before = [r.to_dict() for r in store.recommend("u", k=8)]
+    vectors = dict(zip(store.pool.ids, store.pool.vector))
     store.close()
     db = sqlite3.connect(store.path)
-    db.executescript("""ALTER TABLE items ADD COLUMN vector BLOB;
-        UPDATE items SET vector = (SELECT vector FROM vectors WHERE vectors.row = items.row);
-        DROP TABLE vectors; PRAGMA user_version = 1;""")
+    db.execute("ALTER TABLE items ADD COLUMN vector BLOB")
+    db.executemany("UPDATE items SET vector = ? WHERE id = ?", [(v.tobytes(), i) for i, v in vectors.items()])
+    db.executescript("DROP INDEX items_by_chunk; ALTER TABLE items DROP COLUMN chunk; DROP TABLE vectors; "
+                     "PRAGMA user_version = 1;")
     db.close()
     migrated = Store(store.path, rec_bundle)
     assert [r.to_dict() for r in migrated.recommend("u", k=8)] == before
     assert sqlite3.connect(store.path).execute("PRAGMA user_version").fetchone()[0] == 2
-    assert migrated.remove(["c5"]) == 1 and migrated.add([ITEMS[5], {"id": "c6", "text": "新的标题 6"}]) == 2
+    assert migrated.remove(["c5", "c9"]) == 2
+    assert migrated.add([ITEMS[5], {"id": "c6", "text": "新的标题 6"}, {"id": "n1", "text": "另一个新标题"}]) == 3
+    expected = dict(zip(migrated.pool.ids, migrated.pool.vector))
     migrated.close()
     again = Store(store.path, rec_bundle)
-    assert len(again) == len(ITEMS) and [i for i, _, _ in again.events("u")] == ["c2"]
+    assert sorted(again.pool.ids) == sorted(expected) and len(again) == len(ITEMS)
+    for i, v in zip(again.pool.ids, again.pool.vector):
+        np.testing.assert_array_equal(v, expected[i])
+    assert [i for i, _, _ in again.events("u")] == ["c2"]
     again.close()
 
 
