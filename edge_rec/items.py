@@ -101,11 +101,14 @@ class LabelVocab:
                             [c.index for c in items], [c.vector for c in items], what)
 
     def columns(self, primary: Sequence[str], tags: Sequence[Sequence[str]], index: Sequence[float],
-                vectors: Sequence[np.ndarray] | np.ndarray, what: str = "item") -> dict[str, np.ndarray]:
-        """features() from columns: primary labels, tag names (most likely first), indexes and vectors."""
+                vectors: Sequence[np.ndarray] | np.ndarray, what: str = "item",
+                pairs: "LabelPairs | None" = None) -> dict[str, np.ndarray]:
+        """features() from columns: primary labels, tag names (most likely first), indexes and vectors (`pairs`:
+        the items' LabelPairs where the caller has them already)."""
         by_primary, by_tag = self._primary, self._tag
-        labels = label_matrix(primary, tags, lambda p, ts: [i for i in (by_primary.get(p), *map(by_tag.get, ts))
-                                                             if i is not None], 0, np.int64, self.max_labels)
+        labels = (pairs or LabelPairs(primary, tags)).matrix(
+            lambda p, ts: [i for i in (by_primary.get(p), *map(by_tag.get, ts)) if i is not None], 0, np.int64,
+            self.max_labels)
         flag = next((r for r, x in enumerate(index) if isinstance(x, bool)), None)
         if isinstance(vectors, np.ndarray):
             wrong = None if vectors.shape[1:] == (self.vector_dim,) else 0
@@ -132,14 +135,19 @@ class LabelVocab:
         return {"labels": labels, "index": index, "vector": vector}
 
 
-def label_matrix(primary: Sequence[str], tags: Sequence[Sequence[str]], ids, fill: int, dtype,
-                 width: int | None = None) -> np.ndarray:
-    """ragged() of ids(primary, tags) per item, each distinct (primary, tags) pair mapped once: a catalogue has
-    far fewer pairs than items."""
-    pairs: dict = {}
-    which = np.fromiter((pairs.setdefault((p, tuple(ts)), len(pairs)) for p, ts in zip(primary, tags)), np.int64,
-                        len(primary))
-    return ragged([ids(p, ts) for p, ts in pairs], fill, dtype, width)[which]
+class LabelPairs:
+    """The distinct (primary, tags) pairs of N items and which one each item has: a catalogue has far fewer pairs
+    than items, so label ids are mapped once per pair."""
+
+    def __init__(self, primary: Sequence[str], tags: Sequence[Sequence[str]]):
+        pairs: dict = {}
+        self.which = np.fromiter((pairs.setdefault((p, tuple(ts)), len(pairs)) for p, ts in zip(primary, tags)),
+                                 np.int64, len(primary))
+        self.pairs = list(pairs)
+
+    def matrix(self, ids, fill: int, dtype, width: int | None = None) -> np.ndarray:
+        """ragged() of ids(primary, tags) per item."""
+        return ragged([ids(p, ts) for p, ts in self.pairs], fill, dtype, width)[self.which]
 
 
 def ragged(rows: Sequence[Sequence[int]], fill: int, dtype, width: int | None = None) -> np.ndarray:

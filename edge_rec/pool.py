@@ -9,7 +9,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from edge_rec.classifier import Classification
-from edge_rec.items import LabelVocab, label_matrix
+from edge_rec.items import LabelPairs, LabelVocab
 
 
 class LabelNames:
@@ -51,8 +51,9 @@ class Pool:
                 vocab: LabelVocab, names: LabelNames, what: str = "candidate") -> "Pool":
         """A pool from its columns (as a Store keeps them): no Classification per item needed."""
         known = names.index
-        labels = label_matrix(primary, tags, lambda p, ts: [known[n] for n in (p, *ts) if n in known], -1, np.int32)
-        return cls(list(ids), labels, vocab.columns(primary, tags, index, vectors, what),
+        pairs = LabelPairs(primary, tags)
+        labels = pairs.matrix(lambda p, ts: [known[n] for n in (p, *ts) if n in known], -1, np.int32)
+        return cls(list(ids), labels, vocab.columns(primary, tags, index, vectors, what, pairs),
                    np.asarray(in_scope, dtype=bool).reshape(len(labels)), names, list(primary),
                    [tuple(t) for t in tags])
 

@@ -74,7 +74,12 @@ class RecallSides:
         items = candidates.get("recall_items")
         items = self.items(candidates) if items is None else items
         (user,) = self.user.run(["user"], history_feeds(history, self.history_length, ["hist_labels", "hist_mask"]))
-        return (1.0 / (1.0 + np.exp(-(items @ finite(user, self.user_path)[0])))).astype(np.float32)
+        return side_scores(items, finite(user, self.user_path))
+
+
+def side_scores(items: np.ndarray, user: np.ndarray) -> np.ndarray:
+    """A two-sided recall model's scores: items (N, D), user (1, D) -> sigmoid(items @ user.T) (N,)."""
+    return (1.0 / (1.0 + np.exp(-(items @ user[0])))).astype(np.float32)
 
 
 def history_feeds(history: dict[str, np.ndarray], h: int, inputs: list[str]) -> dict[str, np.ndarray]:

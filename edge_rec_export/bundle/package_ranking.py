@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from edge_rec.bundle import load_bundle
+from edge_rec.scorer import side_scores
 from edge_rec.sessions import make_session
 from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
 from edge_rec_export.data.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
@@ -75,7 +76,7 @@ def export_recall_sides(dssm, tensors: ItemTensors, examples: list[Impression], 
         feeds = {k: v.numpy() for k, v in impression_feeds(tensors, imp, dssm.cfg.history_length,
                                                             dssm.feed_names).items()}
         (user,), (items,), (score,) = (run_onnx(path, feeds) for path in (*sides.values(), recall))
-        worst = max(worst, float(np.abs(1.0 / (1.0 + np.exp(-items @ user[0])) - score).max()))
+        worst = max(worst, float(np.abs(side_scores(items, user) - score).max()))
     if not worst <= PARITY_ATOL:
         raise ParityError(f"recall sides: sigmoid(items @ user) differs from recall.onnx by {worst:.3g}")
     return sides, worst

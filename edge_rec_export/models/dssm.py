@@ -69,27 +69,26 @@ class DSSM(nn.Module):
         return torch.sigmoid(self.logits(hist_labels, hist_mask, cand_labels, cand_index))
 
 
-
-class DSSMUser(nn.Module):
-    """A DSSM's user side as its own graph: (hist_labels, hist_mask) -> user (1, D + 1). With DSSMItems, a recall
-    model in two graphs whose score is sigmoid(items @ user.T)."""
-    feed_names = ("hist_labels", "hist_mask")
+class DSSMSide(nn.Module):
+    """One side of a DSSM as a graph of its own (DSSMUser, DSSMItems): the recall score is sigmoid(items @ user.T)."""
+    feed_names: tuple[str, ...] = ()
 
     def __init__(self, dssm: DSSM):
         super().__init__()
         self.dssm, self.cfg = dssm, dssm.cfg
+
+
+class DSSMUser(DSSMSide):
+    """(hist_labels, hist_mask) -> user (1, D + 1)."""
+    feed_names = ("hist_labels", "hist_mask")
 
     def forward(self, hist_labels, hist_mask) -> torch.Tensor:
         return self.dssm.user_side(hist_labels, hist_mask)
 
 
-class DSSMItems(nn.Module):
-    """A DSSM's item side as its own graph: (cand_labels, cand_index) -> items (N, D + 1)."""
+class DSSMItems(DSSMSide):
+    """(cand_labels, cand_index) -> items (N, D + 1)."""
     feed_names = ("cand_labels", "cand_index")
-
-    def __init__(self, dssm: DSSM):
-        super().__init__()
-        self.dssm, self.cfg = dssm, dssm.cfg
 
     def forward(self, cand_labels, cand_index) -> torch.Tensor:
         return self.dssm.item_side(cand_labels, cand_index)
