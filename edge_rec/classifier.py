@@ -8,6 +8,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
+from edge_rec.batching import length_groups
 from edge_rec.bundle import Bundle, BundleError, load_bundle
 from edge_rec.cache import LRUCache
 from edge_rec.char_codes import CHAR_INPUT, char_codes
@@ -217,12 +218,14 @@ class ContentClassifier:
         if not texts:
             return []
         encodings = self.tokenizer.encode_batch([self.prefix + t for t in texts])
-        # Sort by length so each batch pads to a similar length; results go back to input order.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        # Sorted by length and cut into the calls that cost least (padding against the per-call cost, at most
+        # batch_size rows each); results go back to input order.
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
         out: list[Classification | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in chunk)
+        for start, stop in length_groups(lengths[order], self.batch_size):
+            chunk = order[start:stop]
+            width = int(lengths[chunk[-1]])
             ids = np.full((len(chunk), width), self.bundle.tokenizer["pad_id"], dtype=np.int64)  # (B, T)
             mask = np.zeros((len(chunk), width), dtype=np.int64)  # (B, T)
             for row, i in enumerate(chunk):

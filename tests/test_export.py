@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from conftest import random_batch, tiny_model
-from edge_rec_export.models.classifier import InferenceHead
+from edge_rec_export.models.classifier import ContentClassifierModel, InferenceHead
+from edge_rec_export.models.ngram_wide import WideConfig
 from edge_rec_export.bundle.onnx_export import ParityError, check_parity, run_onnx
 from edge_rec_export.bundle.quantize import float_matmuls, int8_weights, op_counts
 
@@ -17,6 +18,29 @@ def test_fp32_parity_within_1e4(tiny_export):
         worst = check_parity(InferenceHead(model), fp32, random_batch(model.cfg.encoder.vocab_size, batch, length,
                                                                        seed), InferenceHead.output_names, 1e-4)
         assert worst <= 1e-4
+
+
+@pytest.mark.parametrize("n_tags", [6, 0])
+def test_inference_head_merges_gemms_without_changing_the_maths(n_tags):
+    """The exported head merges the MMoE's and towers' GEMMs (stacked, block-diagonal): same outputs as the
+    model's own forward, with a token wide part and a character part on too."""
+    model = tiny_model(seed=3, n_tags=n_tags)
+    cfg = model.cfg
+    cfg.wide, cfg.char_wide = WideConfig(64, 8), WideConfig(97, cfg.n_primary)
+    wide = ContentClassifierModel(cfg).eval()
+    for m in (model, wide):
+        for p in m.parameters():  # non-zero everywhere, so a misplaced block or slice shows
+            torch.nn.init.normal_(p, std=0.2)
+    batch = random_batch(model.cfg.encoder.vocab_size, 5, 13, seed=4)
+    codes = torch.randint(1, 40000, (5, 9))
+    for m, extra in ((model, ()), (wide, (codes,))):
+        with torch.no_grad():
+            out = m(batch["input_ids"], batch["attention_mask"], *extra)
+            got = InferenceHead(m)(batch["input_ids"], batch["attention_mask"], *extra)
+        want = (out.primary_logits.softmax(-1), torch.sigmoid(out.tag_logits), out.index, out.vector)
+        for name, w, g in zip(InferenceHead.output_names, want, got):
+            assert w.shape == g.shape, name
+            assert torch.allclose(w, g, atol=1e-5), (name, float((w - g).abs().max()))
 
 
 def test_parity_check_fails_loudly_on_a_different_model(tiny_export):

@@ -120,18 +120,63 @@ class ContentClassifierModel(nn.Module):
         return ClassifierOutput(primary, tags, index, vector, pooled, hidden)
 
 
+def stacked(layers: list[nn.Linear]) -> nn.Linear:
+    """Linears that read the same input as one: their outputs side by side."""
+    out = nn.Linear(layers[0].in_features, sum(l.out_features for l in layers))
+    with torch.no_grad():
+        out.weight.copy_(torch.cat([l.weight for l in layers]))
+        out.bias.copy_(torch.cat([l.bias for l in layers]))
+    return out
+
+
+def block_diagonal(layers: list[nn.Linear]) -> nn.Linear:
+    """Linears that read consecutive slices of one input as one: a block-diagonal weight (the zeros add exact 0)."""
+    out = nn.Linear(sum(l.in_features for l in layers), sum(l.out_features for l in layers))
+    with torch.no_grad():
+        out.weight.copy_(torch.block_diag(*(l.weight for l in layers)))
+        out.bias.copy_(torch.cat([l.bias for l in layers]))
+    return out
+
+
 class InferenceHead(nn.Module):
-    """What the bundle's ONNX graph computes: probabilities, not logits, so the runtime needs no maths of its own."""
+    """What the bundle's ONNX graph computes: probabilities, not logits, so the runtime needs no maths of its own.
+
+    The model's maths with its 17 head GEMMs merged into 7: the experts' first layers with the gates (all read x)
+    are one, the experts' second layers one (block-diagonal), the two towers' first layers one (block-diagonal over
+    [f_cls, f_idx]), the primary and tag outputs one. In an INT8 graph every GEMM also quantizes its input and
+    dequantizes its weight, so the graph loses some 30 nodes. A snapshot: built from the model's weights as they
+    are when it is made."""
 
     output_names = ("primary_probs", "tag_probs", "index", "vector")
 
     def __init__(self, model: ContentClassifierModel):
         super().__init__()
         self.model = model
+        mmoe = model.mmoe
+        self.x_in = stacked([*mmoe.w1, *mmoe.gates])
+        self.experts_out = block_diagonal(list(mmoe.w2))
+        self.towers_in = block_diagonal([model.cls_in, model.idx1])
+        self.outputs = stacked([model.primary] + ([model.tags] if model.tags is not None else []))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, char_ids: torch.Tensor | None = None):
-        out = self.model(input_ids, attention_mask, char_ids)
-        return out.primary_logits.softmax(dim=-1), torch.sigmoid(out.tag_logits), out.index, out.vector
+        m, cfg = self.model, self.model.cfg
+        _, pooled = m.encoder(input_ids, attention_mask)
+        x = pooled if m.wide is None else pooled + m.wide_proj(m.wide(input_ids, attention_mask))
+        split = cfg.n_experts * cfg.expert_hidden
+        h = self.x_in(x)
+        experts = self.experts_out(F.gelu(h[:, :split])).unflatten(-1, (cfg.n_experts, cfg.expert_dim))  # (B, n, E)
+        gates = h[:, split:].unflatten(-1, (-1, cfg.n_experts)).softmax(dim=-1)  # (B, tasks, n)
+        mixed = (gates[..., None] * experts[:, None]).sum(dim=2).flatten(1)  # (B, tasks * E): [f_cls, f_idx]
+        towers = F.gelu(self.towers_in(mixed))
+        out = self.outputs(m.cls_ln(towers[:, :cfg.tower_hidden]))
+        primary = out[:, :cfg.n_primary]
+        if m.char_wide is not None:
+            if char_ids is None:
+                raise ValueError("this classifier has a character part: pass char_ids (edge_rec.char_codes)")
+            primary = primary + m.char_wide(char_ids)
+        index = torch.sigmoid(m.idx2(towers[:, cfg.tower_hidden:])).squeeze(-1)
+        vector = F.normalize(m.project(pooled), dim=-1)
+        return primary.softmax(dim=-1), torch.sigmoid(out[:, cfg.n_primary:]), index, vector
 
 
 def save_checkpoint(model: ContentClassifierModel, path, **extra) -> None:
