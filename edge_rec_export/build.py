@@ -129,9 +129,14 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     work.mkdir(parents=True, exist_ok=True)
     prep, dev = work / "prep", torch.device(device)
 
+    chain: list[Path] = []  # each step's output, in order
+
     def step(title: str, done: Path, run) -> None:
-        """Run a step unless the file it writes last (`done`) is there."""
-        if done.exists():
+        """Run a step unless the file it writes last (`done`) is there and no older than the previous step's
+        (make's rule: a step redone, e.g. its output removed, makes every step after it run again)."""
+        before = chain[-1] if chain else None
+        chain.append(done)
+        if done.exists() and (before is None or done.stat().st_mtime >= before.stat().st_mtime):
             say(f"== {title}: done")
             return
         say(f"== {title}")
@@ -157,9 +162,11 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         recipe.batch, 2.0, dev))
     step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
-    # The bundle is finished when its manifest has the recipe (written last); anything less is written again.
+    # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it
+    # packages; anything less is written again.
     manifest = out / "manifest.json"
-    if manifest.exists() and "recipe" in json.loads(manifest.read_text(encoding="utf-8")):
+    if (manifest.exists() and "recipe" in json.loads(manifest.read_text(encoding="utf-8"))
+            and manifest.stat().st_mtime >= chain[-1].stat().st_mtime):
         say(f"== bundle: done ({out})")
     else:
         if out.exists():

@@ -3,7 +3,10 @@ every input format's bad rows, each a one-line error naming file and line."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +118,20 @@ def test_rerun_skips_finished_steps(built, capsys):
     assert export_main(argv) == 0
     said = capsys.readouterr().out
     assert said.count(": done") == 6  # prepare, cache, teacher, student, character part, the bundle
+
+
+def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
+    out, argv, _ = built
+    work = Path(argv[argv.index("--work") + 1])
+    before = (out / "manifest.json").stat().st_mtime
+    shutil.rmtree(work / "student_chars")  # e.g. to fit the character part again
+    assert export_main(argv) == 0
+    said = capsys.readouterr().out
+    assert said.count(": done") == 4 and "== add the character part\n" in said  # the bundle is not kept stale
+    assert (out / "manifest.json").stat().st_mtime > before
+    os.utime(work / "student" / "model.json")  # a newer student: the character part and the bundle follow it
+    assert export_main(argv) == 0
+    assert capsys.readouterr().out.count(": done") == 4
 
 
 @pytest.mark.parametrize("content, message", [
