@@ -96,6 +96,18 @@ def render(results: dict) -> str:
                   f"{e['first_call_s_p50'] * 1e3:.0f} ms | {(e['import_s_p50'] + e['load_s_p50']) * 1e3:.0f} ms | "
                   f"{e['recommender_load_s_p50'] * 1e3:.0f} ms | {e['peak_rss_mb_p50']:.0f} MB (after classifying "
                   f"{e['classified_titles']} titles and 200 recommend() calls over 1,000 candidates) |", ""]
+    eff = {b["name"].split("[")[0]: b["extra_info"] for b in _rows(results, "classifier efficiency")}
+    if eff:
+        share, batch = eff.get("test_share_of_int8_peak"), eff.get("test_batch_32_vs_batch_1")
+        lines += ["## Classifier efficiency (1 thread, paired rounds)", ""]
+        if share:
+            lines.append(f"- Median title ({share['tokens']} tokens, {share['macs'] / 1e6:.1f} MMAC), raw session: "
+                         f"{share['share_of_peak']:.0%} of this CPU's INT8 GEMM peak ({share['int8_peak_gmacs']} "
+                         "GMAC/s: onnxruntime's QLinearMatMul at the FFN shapes, 1,024 rows)")
+        if batch:
+            lines.append(f"- 32 real titles in one call: {batch['throughput_ratio_vs_batch_1']}x the throughput of "
+                         "32 calls of one (whole path)")
+        lines.append("")
     size = _rows(results, "bundle")
     if size:
         e = size[0]["extra_info"]
