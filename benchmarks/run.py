@@ -65,7 +65,7 @@ def render(results: dict) -> str:
             lines.append(f"| {e['variant']} | {e['threads']} | {_percentiles(e, 3)} | "
                          f"{batch * 1000 / e['p50_ms']:.0f} | {ratio} |")
         lines.append("")
-    rec = _rows(results, "recommend")
+    rec = _rows(results, "recommend classified") + _rows(results, "recommend fresh")  # not the store suites
     if rec:
         lines += ["## recommend() on the shipped bundle", "",
                   "Model recall, tag match and semantic recall (top 100 each), CTR ranking of their union, top 10; "
