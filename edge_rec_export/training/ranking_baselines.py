@@ -133,8 +133,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.training.ranking_baselines", description=__doc__.split("\n")[0])
     add_log_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0, help="movielens: the seed of its evaluation negatives, as in "
+                    "train_ranking (compare a model with the baselines of its own seed)")
     a = ap.parse_args(argv)
-    readers = {"movielens": lambda: read_movielens(a.data), "bing": lambda: read_bing(a.data),
+    readers = {"movielens": lambda: read_movielens(a.data, seed=a.seed), "bing": lambda: read_bing(a.data),
                "file": lambda: read_log_file(a.log_file)}
     log = readers[a.log]()
     result = {"log": log.name, "baselines": baselines(log)}
