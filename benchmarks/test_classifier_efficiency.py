@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import onnxruntime as ort
@@ -19,8 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import cpu_info
 from edge_rec import ContentClassifier
-from edge_rec.char_codes import CHAR_INPUT, char_codes
-from edge_rec.sessions import make_session
+from edge_rec.sessions import DISABLED_OPTIMIZERS
+from edge_rec_export.bundle.package_classifier import p50_ms
 
 GEMMS = ("QLinearMatMul", "MatMulInteger", "QGemm", "MatMul", "Gemm", "FusedMatMul", "DynamicQuantizeMatMul")
 
@@ -44,14 +43,9 @@ def qlinear_matmul(k: int, n: int) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def best_seconds(fn, rounds: int) -> float:
-    fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def seconds(fn, runs: int) -> float:
+    """Median of `runs` timed calls after one untimed."""
+    return p50_ms(fn, warmup=1, runs=runs) / 1e3
 
 
 def int8_peak(rows: int = 1024, hidden: int = 384, ff: int = 1536):
@@ -59,7 +53,7 @@ def int8_peak(rows: int = 1024, hidden: int = 384, ff: int = 1536):
     rng = np.random.default_rng(1)
     gemms = [(qlinear_matmul(k, n), rng.integers(0, 256, (rows, k)).astype(np.uint8), rows * k * n)
              for k, n in ((hidden, ff), (ff, hidden))]
-    return lambda: max(macs / best_seconds(lambda: s.run(None, {"a": a}), 5) / 1e9 for s, a, macs in gemms)
+    return lambda: max(macs / seconds(lambda: s.run(None, {"a": a}), 5) / 1e9 for s, a, macs in gemms)
 
 
 def profiled_macs(path, feeds: dict, tmp_path) -> int:
@@ -69,7 +63,7 @@ def profiled_macs(path, feeds: dict, tmp_path) -> int:
     opts.enable_profiling = True
     opts.profile_file_prefix = str(tmp_path / "macs")
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
-                                   disabled_optimizers=["SkipLayerNormFusion"])
+                                   disabled_optimizers=list(DISABLED_OPTIMIZERS))
     session.run(None, feeds)
     events = json.loads(open(session.end_profiling()).read())
     macs = 0
@@ -82,29 +76,19 @@ def profiled_macs(path, feeds: dict, tmp_path) -> int:
     return macs
 
 
-def title_feeds(clf: ContentClassifier, texts: list[str]) -> dict:
-    enc = clf.tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in enc)
-    ids = np.full((len(texts), width), clf.bundle.tokenizer["pad_id"], dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, e in enumerate(enc):
-        ids[row, :len(e.ids)], mask[row, :len(e.ids)] = e.ids, 1
-    feeds = {"input_ids": ids, "attention_mask": mask}
-    return {**feeds, CHAR_INPUT: char_codes(texts)} if clf.reads_chars else feeds
-
-
 @pytest.mark.benchmark(group="classifier efficiency")
 def test_share_of_int8_peak(benchmark, median_title, tmp_path):
     clf = ContentClassifier(profile="phone", cache_size=0)
     path = clf.bundle.model_file("classifier")
-    feeds = title_feeds(clf, [median_title])
-    session = make_session(path, 1)
+    text = clf.prefix + median_title
+    feeds = clf._feeds(*clf._padded(clf.tokenizer.encode_batch([text])), [median_title])  # what predict() runs
+    session = clf.session
     peak = int8_peak()
     macs = profiled_macs(path, feeds, tmp_path)
     shares, peaks = [], []
     for _ in range(15):  # paired: the peak and the model measured in each round, so the machine's drift cancels
         peaks.append(peak())
-        shares.append(macs / best_seconds(lambda: session.run(None, feeds), 20) / 1e9 / peaks[-1])
+        shares.append(macs / seconds(lambda: session.run(None, feeds), 20) / 1e9 / peaks[-1])
     benchmark.pedantic(session.run, args=(None, feeds), rounds=300, iterations=1, warmup_rounds=20)
     benchmark.extra_info.update({"tokens": int(feeds["input_ids"].shape[1]), "macs": macs,
                                  "int8_peak_gmacs": round(float(np.median(peaks)), 1),
@@ -120,7 +104,7 @@ def test_batch_32_vs_batch_1(benchmark, titles):
     batch = lambda: clf.classify(texts)  # noqa: E731
     ratios = []
     for _ in range(15):  # paired: both measured in each round, so the machine's drift cancels
-        ratios.append(best_seconds(one, 1) / best_seconds(batch, 1))
+        ratios.append(seconds(one, 1) / seconds(batch, 1))
     benchmark.pedantic(batch, rounds=30, iterations=1, warmup_rounds=3)
     together, alone = clf.classify(texts), [clf.classify([t])[0] for t in texts]
     assert [r.primary for r in together] == [r.primary for r in alone]  # in input order, batch mates change nothing

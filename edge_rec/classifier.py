@@ -225,27 +225,36 @@ class ContentClassifier:
         out: list[Classification | None] = [None] * len(texts)
         for start, stop in length_groups(lengths[order], self.batch_size):
             chunk = order[start:stop]
-            width = int(lengths[chunk[-1]])
-            ids = np.full((len(chunk), width), self.bundle.tokenizer["pad_id"], dtype=np.int64)  # (B, T)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)  # (B, T)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
+            ids, mask = self._padded([encodings[i] for i in chunk])
             for i, r in zip(chunk, self.predict(ids, mask, [texts[i] for i in chunk])):
                 out[i] = r
         return out
 
-    def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray,
-                texts: list[str] | None = None) -> list[Classification]:
-        """Run the model on already-tokenized, padded ids (B, T) and mask (B, T); with the `texts` they came from,
-        each result is also judged against the bundle's scope (and a model with a character part reads them)."""
+    def _padded(self, encodings: list) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask (B, T) of `encodings`, padded to the longest."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.bundle.tokenizer["pad_id"], dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = 1
+        return ids, mask
+
+    def _feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray, texts: list[str] | None) -> dict:
+        """The session's inputs: ids and mask, and where the model has a character part, the texts' code points."""
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.reads_chars:
             if texts is None or len(texts) != len(input_ids):
                 raise ValueError("this bundle's classifier also reads the texts' characters: pass the texts the ids "
                                  "came from, one per row")
             feeds[CHAR_INPUT] = char_codes(texts)
+        return feeds
+
+    def predict(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                texts: list[str] | None = None) -> list[Classification]:
+        """Run the model on already-tokenized, padded ids (B, T) and mask (B, T); with the `texts` they came from,
+        each result is also judged against the bundle's scope (and a model with a character part reads them)."""
+        feeds = self._feeds(input_ids, attention_mask, texts)
         primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
         if not (np.isfinite(primary).all() and np.isfinite(index).all()):
             raise RuntimeError("the classifier produced non-finite scores; the bundle's model is broken")

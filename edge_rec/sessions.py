@@ -9,6 +9,10 @@ import onnxruntime as ort
 from edge_rec.bundle import Bundle, BundleError
 from edge_rec.checks import positive_int
 
+# SkipLayerNormFusion merges each residual Add into its LayerNorm; in the INT8 classifier's QDQ graph the unfused
+# pair runs 8% faster at batch 1 and 32 alike (1 thread, AVX2; paired runs of 100 real titles), probabilities within
+# 5e-5, the same labels.
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # One thread stands in for a phone-class core, two for a tablet, all cores for a PC (DESIGN.md).
 PROFILES = {"phone": 1, "tablet": 2, "pc": os.cpu_count() or 1}
 
@@ -48,11 +52,8 @@ def make_session(path: Path, threads: int = 1, providers: list[str] | None = Non
     if data is not None and Path(path).suffix == ".ort":
         opts.add_session_config_entry("session.load_model_format", "ORT")
     try:
-        # SkipLayerNormFusion merges each residual Add into its LayerNorm; in the INT8 classifier's QDQ graph the
-        # unfused pair runs 8% faster at batch 1 and 32 alike (1 thread, AVX2; paired runs of 100 real titles),
-        # probabilities within 5e-5, the same labels.
         return ort.InferenceSession(str(path) if data is None else data, opts, providers=providers,
-                                    disabled_optimizers=["SkipLayerNormFusion"])
+                                    disabled_optimizers=list(DISABLED_OPTIMIZERS))
     except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
         hint = "; external data is not allowed in a bundle" if data is not None and "external" in str(e).lower() else ""
         raise BundleError(f"{path}: onnxruntime cannot load this model ({type(e).__name__}: "
