@@ -17,7 +17,7 @@ from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_inte
 from edge_rec.pool import LabelNames, Pool
 from edge_rec.recall import interleave, tag_match, top_d
 from edge_rec.scorer import ModelScorer, RecallSides
-from edge_rec.semantic import MODES, similarity
+from edge_rec.semantic import MODES, int8_codes, most_similar, similarity
 from edge_rec.sessions import resolve_threads
 
 # Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
@@ -61,7 +61,7 @@ class EdgeRecommender:
     def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
                  threads: int | None = None, cache_size: int = 10_000):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        threads = resolve_threads(profile, threads)
+        self.threads = threads = resolve_threads(profile, threads)
         self.classifier = ContentClassifier(self.bundle, threads=threads, cache_size=cache_size)
         ranking = self.bundle.manifest.get("ranking")
         if not isinstance(ranking, dict) or "labels" not in ranking:
@@ -107,10 +107,11 @@ class EdgeRecommender:
         return self.rank(history, self.known_tags(user.interest_tags), pool, knobs)
 
     def prepared(self, pool: Pool) -> Pool:
-        """`pool` with what recall computes once per item kept beside it (a two-sided recall model's item side),
-        for a catalogue recommended from many times (Store)."""
+        """`pool` with what recall computes once per item kept beside it (a two-sided recall model's item side, the
+        vectors' int8 codes for the semantic screen), for a catalogue recommended from many times (Store)."""
         if isinstance(self.recall, RecallSides):
             pool.features["recall_items"] = self.recall.items(pool.features)
+        pool.features["vector_codes"], pool.features["vector_scale"] = int8_codes(pool.vector)
         return pool
 
     @property
@@ -137,15 +138,15 @@ class EdgeRecommender:
         f = pool.features
         rate = np.max([self.recall(i, f) for i in interests], axis=0)  # (N,) first interaction rate
         match = tag_match(pool.hits(tags), len(tags), f["index"], knobs["match_g"])  # (N,)
-        sim = similarity(hist_f["vector"], f["vector"], knobs["semantic_mode"])  # (N,)
-        # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
         # Pre-screening selects on small pools too: each path keeps at most screen_share of the pool (but >= k).
         cap = max(knobs["k"], math.ceil(knobs["screen_share"] * n))
         # Demoted items are recalled only where too few others are left (every path score is within [-1, 1]).
         sink = np.zeros(len(pool), np.float32) if demote is None else 4.0 * demote.astype(np.float32)
         if exclude is not None:
             sink[exclude] = np.inf
-        by_sem = top_d(sim - sink, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0)
+        # Without a history there is nothing to be similar to: the semantic path then keeps nothing.
+        by_sem = most_similar(hist_f["vector"], f, min(cap, knobs["semantic_top"]) if len(hist_f["index"]) else 0,
+                              sink, knobs["semantic_mode"], self.threads)
         by_model = top_d(rate - sink, min(cap, knobs["recall_top"]))
         by_tag = top_d(match - sink, min(cap, knobs["tag_top"]))
         kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
@@ -158,6 +159,7 @@ class EdgeRecommender:
             if not len(kept):
                 return []
         kept_f = {key: v[kept] for key, v in f.items()}
+        sim = similarity(hist_f["vector"], kept_f["vector"], knobs["semantic_mode"])  # (U,)
         ctrs = [self.ranker(i, kept_f) for i in interests]  # per interest (U,) second interaction rate
         lam = knobs["lam"]
         degrees = [lam * p + (1.0 - lam) * kept_f["index"] for p in ctrs]
@@ -178,7 +180,7 @@ class EdgeRecommender:
             i = int(kept[j])
             paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(pool.ids[i], float(degree[j]), float(ctr[j]), float(pool.index[i]),
-                                      float(rate[i]), float(match[i]), float(sim[i]), paths, pool.primary[i],
+                                      float(rate[i]), float(match[i]), float(sim[j]), paths, pool.primary[i],
                                       pool.tags[i], bool(pool.in_scope[i]), sources[which][0]))
         return out
 

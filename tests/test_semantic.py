@@ -1,0 +1,68 @@
+"""The int8 semantic product: the committed graph, exact integer arithmetic at the code range's extremes, and the
+screened top-d against the exact float32 one."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_rec.recall import top_d
+from edge_rec.semantic import INT8_GRAPH, REF_LEVELS, ZERO, _int8_session, int8_codes, int8_similarity, \
+    most_similar, similarity
+
+
+def unit(rng, n, v=64):
+    x = rng.standard_normal((n, v)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_committed_graph_is_the_one_the_export_side_builds():
+    pytest.importorskip("onnx")
+    from edge_rec_export.bundle.int8_product import int8_max_dot
+
+    assert INT8_GRAPH.read_bytes() == int8_max_dot()
+
+
+def test_integer_products_are_exact_at_the_extremes():
+    """Codes 0 and 255 against references +-REF_LEVELS: no int16 saturation in the u8 x s8 kernel."""
+    rng = np.random.default_rng(0)
+    codes = rng.choice(np.array([0, 255, 1, 254], dtype=np.uint8), size=(300, 384))
+    refs = rng.choice(np.array([-REF_LEVELS, REF_LEVELS], dtype=np.int8), size=(384, 7))
+    refs[:, 0] = REF_LEVELS
+    (best,) = _int8_session(1).run(["best"], {"codes": codes, "refs": refs, "zero": ZERO})
+    exact = ((codes.astype(np.int64) - 128) @ refs.astype(np.int64)).max(axis=1)
+    np.testing.assert_array_equal(best, exact)
+
+
+@pytest.mark.parametrize("mode", ["max", "mean"])
+def test_int8_similarity_is_close_to_float32(mode):
+    rng = np.random.default_rng(1)
+    vectors, refs = unit(rng, 2000), unit(rng, 30)
+    codes, scale = int8_codes(vectors)
+    rough = int8_similarity(refs, codes, scale, mode)
+    assert rough.dtype == np.float32 and rough.shape == (2000,)
+    assert np.abs(rough - similarity(refs, vectors, mode)).max() < 0.02
+    assert not int8_similarity(refs[:0], codes, scale, mode).any()
+
+
+@pytest.mark.parametrize("mode", ["max", "mean"])
+def test_screened_top_d_is_the_exact_top_d(mode):
+    rng = np.random.default_rng(2)
+    vectors, refs = unit(rng, 20000), unit(rng, 50)
+    penalty = np.zeros(20000, dtype=np.float32)
+    penalty[rng.choice(20000, 500, replace=False)] = np.inf  # excluded items never come back
+    codes, scale = int8_codes(vectors)
+    exact = top_d(similarity(refs, vectors, mode) - penalty, 100)
+    screened = most_similar(refs, {"vector": vectors, "vector_codes": codes, "vector_scale": scale}, 100, penalty,
+                            mode)
+    np.testing.assert_array_equal(screened, exact)
+    np.testing.assert_array_equal(most_similar(refs, {"vector": vectors}, 100, penalty, mode), exact)
+
+
+def test_ties_keep_pool_order_under_the_screen():
+    rng = np.random.default_rng(3)
+    vectors = np.repeat(unit(rng, 50), 40, axis=0)  # every vector 40 times
+    codes, scale = int8_codes(vectors)
+    refs = unit(rng, 5)
+    zero = np.zeros(len(vectors), dtype=np.float32)
+    screened = most_similar(refs, {"vector": vectors, "vector_codes": codes, "vector_scale": scale}, 30, zero)
+    np.testing.assert_array_equal(screened, top_d(similarity(refs, vectors) - zero, 30))
