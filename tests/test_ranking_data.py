@@ -134,3 +134,16 @@ def test_ranking_baselines_learn_from_training_clicks():
     for name, r in out.items():  # (ease_all_ratings counts the unclicked items too: it cannot tell them apart here)
         if name != "ease_all_ratings":
             assert r["test"]["ndcg@10"] == pytest.approx(1.0), name
+
+
+def test_per_user_figures_for_the_paired_test():
+    """Two users, user 7 with two lists: gAUC per user over its rows, nDCG@10 averaged over its lists."""
+    from edge_rec_export.data.interactions import Samples
+    from edge_rec_export.training.paired_test import per_user
+
+    y = np.array([1, 0, 0, 1, 1, 0], np.float32)
+    s = Samples(np.zeros((6, 1), np.int64), np.arange(6), y, np.array([0, 0, 1, 1, 2, 2]), np.array([7, 7, 7, 7, 8, 8]))
+    pred = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.6])
+    out = per_user(pred, s)
+    assert out["gauc"] == {7: pytest.approx(0.75), 8: 0.0}
+    assert out["ndcg@10"][7] == pytest.approx((1.0 + 1 / np.log2(3)) / 2) and out["ndcg@10"][8] == pytest.approx(1 / np.log2(3))

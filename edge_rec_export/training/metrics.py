@@ -66,30 +66,44 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((_ranks(score)[pos].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg))
 
 
-def gauc(score: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
-    """AUC within each group (user) with both classes, averaged weighted by the group's size."""
-    total, weight = 0.0, 0
+def auc_by_group(score: np.ndarray, y: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(groups with both classes, their AUC, their size)."""
+    groups, aucs, sizes = [], [], []
     for g in np.unique(group):
         sel = group == g
         a = auc(score[sel], y[sel])
         if not np.isnan(a):
-            total, weight = total + a * sel.sum(), weight + sel.sum()
-    return float(total / weight) if weight else float("nan")
+            groups.append(g), aucs.append(a), sizes.append(int(sel.sum()))
+    return np.array(groups), np.array(aucs), np.array(sizes)
 
 
-def ranking_at_k(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> dict:
-    """Mean nDCG@k and Recall@k over lists (groups) with at least one click. Ties are broken against the clicks
-    (a clicked item tied with unclicked ones ranks after them), so a constant or saturated score earns nothing."""
-    ndcgs, recalls = [], []
+def gauc(score: np.ndarray, y: np.ndarray, group: np.ndarray) -> float:
+    """AUC within each group (user) with both classes, averaged weighted by the group's size."""
+    _, aucs, sizes = auc_by_group(score, y, group)
+    return float((aucs * sizes).sum() / sizes.sum()) if len(sizes) else float("nan")
+
+
+def ranking_by_group(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lists with at least one click, their nDCG@k, their Recall@k). Ties are broken against the clicks (a clicked
+    item tied with unclicked ones ranks after them), so a constant or saturated score earns nothing."""
+    gains = 1.0 / np.log2(np.arange(2, k + 2))
+    groups, ndcgs, recalls = [], [], []
     for g in np.unique(group):
         sel = np.flatnonzero(group == g)
         rel = y[sel][np.lexsort((y[sel], -score[sel]))]  # by score, then unclicked before clicked
         n_rel = int(rel.sum())
         if not n_rel:
             continue
-        gains = 1.0 / np.log2(np.arange(2, k + 2))
+        groups.append(g)
         ndcgs.append(float((rel[:k] * gains[:len(rel[:k])]).sum() / gains[:min(n_rel, k)].sum()))
         recalls.append(float(rel[:k].sum() / n_rel))
+    return np.array(groups), np.array(ndcgs), np.array(recalls)
+
+
+def ranking_at_k(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> dict:
+    """Mean nDCG@k and Recall@k over lists (groups) with at least one click (ranking_by_group)."""
+    _, ndcgs, recalls = ranking_by_group(score, y, group, k)
     return {f"ndcg@{k}": float(np.mean(ndcgs)), f"recall@{k}": float(np.mean(recalls))}
 
 

@@ -1,0 +1,106 @@
+"""A trained ranking model against a baseline, user by user, over several seeds: each seed's model is scored on its
+own seed's test visits beside the baseline fitted (knob tuned on validation) on the same training clicks; every
+user's gAUC and nDCG@10 are averaged over the seeds, and the per-user differences tested (paired t-test and
+Wilcoxon signed-rank, two-sided).
+
+    python -m edge_rec_export.training.paired_test movielens --data ../shared/data \
+        --run 0:work/ml/seed0 --run 1:work/ml/seed1 --run 2:work/ml/seed2 \
+        --model ctr_student --baseline ease_all_ratings --out reports/paired-movielens.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from edge_rec_export.data.interactions import ClickLog, add_log_arguments, read_log_file, read_movielens, samples
+from edge_rec_export.training.metrics import auc_by_group, ranking_by_group
+from edge_rec_export.training.ranking_baselines import MODELS, evaluate, interactions
+from edge_rec_export.training.train_ranking import ItemTensors, load, score
+
+
+def per_user(pred: np.ndarray, s) -> dict[str, dict[int, float]]:
+    """user -> gAUC (AUC over the user's test rows) and user -> mean nDCG@10 over the user's test lists."""
+    users, aucs, _ = auc_by_group(pred, s.y, s.user)
+    lists, ndcgs, _ = ranking_by_group(pred, s.y, s.group)
+    owner = dict(zip(s.group.tolist(), s.user.tolist()))
+    by_user: dict[int, list[float]] = {}
+    for g, v in zip(lists.tolist(), ndcgs.tolist()):
+        by_user.setdefault(owner[g], []).append(v)
+    return {"gauc": dict(zip(users.tolist(), aucs.tolist())),
+            "ndcg@10": {u: float(np.mean(v)) for u, v in by_user.items()}}
+
+
+def baseline_scores(log: ClickLog, name: str) -> tuple[np.ndarray, object]:
+    """The baseline's test scores, its knob tuned on the validation visits as in ranking_baselines."""
+    fit, grid, shown = MODELS[name]
+    x = interactions(log, shown)
+    fitted = {knob: fit(x, knob) for knob in grid}
+    best = max(grid, key=lambda knob: evaluate(fitted[knob], log.val)["ndcg@10"])
+    rows = samples(log.test, 1)
+    return fitted[best](rows.user, rows.target).astype(np.float64), best
+
+
+def compare(logs: dict[int, ClickLog], runs: dict[int, Path], model_name: str, baseline: str) -> dict:
+    """Per-seed means and the paired test over users of (model - baseline), metrics averaged over the seeds."""
+    sums = {side: {m: {} for m in ("gauc", "ndcg@10")} for side in ("model", "baseline")}
+    seeds = {}
+    for seed, run in runs.items():
+        log = logs[seed]
+        model, _ = load(run / f"{model_name}.pt")
+        s = samples(log.test, model.cfg.history_length)
+        base, knob = baseline_scores(log, baseline)
+        rows = samples(log.test, 1)
+        assert np.array_equal(rows.group, s.group) and np.array_equal(rows.target, s.target)
+        sides = {"model": score(model, ItemTensors(log.items), s).astype(np.float64), "baseline": base}
+        seeds[seed] = {"run": str(run), "baseline_knob": knob}
+        for side, pred in sides.items():
+            figures = per_user(pred, s)
+            seeds[seed][side] = {m: round(float(np.mean(list(v.values()))), 4) for m, v in figures.items()}
+            for m, v in figures.items():
+                for u, x in v.items():
+                    sums[side][m].setdefault(u, []).append(x)
+    out = {"model": model_name, "baseline": baseline, "seeds": seeds, "paired": {}}
+    for m in ("gauc", "ndcg@10"):
+        users = sorted(set(sums["model"][m]) & set(sums["baseline"][m]))
+        a = np.array([np.mean(sums["model"][m][u]) for u in users])
+        b = np.array([np.mean(sums["baseline"][m][u]) for u in users])
+        d = a - b
+        out["paired"][m] = {"users": len(users), "model": round(float(a.mean()), 4),
+                            "baseline": round(float(b.mean()), 4), "difference": round(float(d.mean()), 4),
+                            "standard_error": round(float(d.std(ddof=1) / np.sqrt(len(d))), 4),
+                            "t_test_p": float(stats.ttest_rel(a, b).pvalue),
+                            "wilcoxon_p": float(stats.wilcoxon(a, b).pvalue)}
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m edge_rec_export.training.paired_test",
+                                 description=__doc__.split("\n")[0])
+    add_log_arguments(ap)
+    ap.add_argument("--run", action="append", required=True, metavar="SEED:DIR",
+                    help="a train_ranking output folder and the seed it was trained with (repeat per seed)")
+    ap.add_argument("--model", default="ctr_student", help="checkpoint name in each run folder")
+    ap.add_argument("--baseline", default="ease_all_ratings", choices=sorted(MODELS))
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    runs = {}
+    for spec in a.run:
+        seed, _, folder = spec.partition(":")
+        if not seed.isdigit() or not folder:
+            ap.error(f"--run takes SEED:DIR, got {spec!r}")
+        runs[int(seed)] = Path(folder)
+    if a.log == "bing":
+        ap.error("bing has one fixed split; compare its runs with ranking_baselines' report")
+    read = {"movielens": lambda s: read_movielens(a.data, seed=s), "file": lambda s: read_log_file(a.log_file)}
+    result = compare({s: read[a.log](s) for s in runs}, runs, a.model, a.baseline)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result["paired"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
