@@ -53,6 +53,19 @@ def test_movielens_leave_last_out():
 
 
 @needs_data
+def test_movielens_history_of_every_rating_and_no_shown_negatives():
+    base = read_movielens(SHARED_DATA)
+    rated = read_movielens(SHARED_DATA, history="rated", shown_negatives=False)
+    for a, b in zip(base.test, rated.test):  # the same evaluation visits, a longer history
+        assert np.array_equal(a.shown, b.shown) and set(a.history) <= set(b.history)
+    assert sum(len(b.history) > len(a.history) for a, b in zip(base.test, rated.test)) > 500
+    assert all(imp.clicks.any() for imp in rated.train)  # no visit without a click left
+    assert len(rated.train) < len(base.train)
+    with pytest.raises(ValueError, match="history"):
+        read_movielens(SHARED_DATA, history="all")
+
+
+@needs_data
 def test_bing_reader_keeps_its_split_and_hides_the_item_from_its_history():
     log = read_bing(SHARED_DATA)
     assert len(log.train) + len(log.val) == 10401 and len(log.test) == 462

@@ -97,14 +97,20 @@ def samples(impressions: list[Impression], history_length: int) -> Samples:
 
 
 # ---------------------------------------------------------------- MovieLens-100k
-def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100, seed: int = 0) -> ClickLog:
+def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100, seed: int = 0,
+                   history: str = "clicks", shown_negatives: bool = True) -> ClickLog:
     """MovieLens-100k as clicks: rating >= 4 is a click, a lower rating a shown-but-not-clicked item.
 
     Per user, by time: the last click is the test visit and the one before it the validation visit, each scored
     against `eval_negatives` movies the user never rated (the usual leave-last-out protocol); every earlier rating
-    is a training visit, clicks joined by `negatives` never-rated movies. Item labels: the movie's genres plus its
-    own id label; c: the movie's smoothed click rate among its training ratings.
+    is a training visit, clicks joined by `negatives` never-rated movies, and (with `shown_negatives`) each lower
+    rating a visit of its own with no click. A visit's history is the user's earlier clicks, or with `history`
+    "rated" every earlier rated movie (watched, liked or not: the runtime's long views). Item labels: the movie's
+    genres plus its own id label; c: the movie's smoothed click rate among its training ratings. The evaluation
+    visits' shown movies do not depend on `history` or `shown_negatives`.
     """
+    if history not in ("clicks", "rated"):
+        raise ValueError(f"history must be 'clicks' or 'rated', got {history!r}")
     root = Path(data_dir) / "movielens_100k"
     genres = [line.split("|")[0] for line in (root / "u.genre").read_text(encoding="latin-1").splitlines() if line]
     movie_genres: dict[int, list[int]] = {}
@@ -130,18 +136,19 @@ def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100
         unrated = np.flatnonzero(~rated)
         held = click_pos[-2:] if len(click_pos) >= 3 else []
         cut = held[0] if len(held) else len(rows)
+        before = (lambda i: items[:i]) if history == "rated" else (lambda i: items[:i][clicked[:i]])
         for i in range(cut):
-            hist = items[:i][clicked[:i]]
+            hist = before(i)
             if clicked[i]:
                 shown = np.concatenate([[items[i]], rng.choice(unrated, negatives, replace=False)])
                 train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)), real=1))
-            else:
+            elif shown_negatives:
                 train.append(Impression(int(u), int(rows[i, 3]), hist, items[i:i + 1], np.zeros(1, np.float32)))
             likes[items[i]] += clicked[i]
             seen[items[i]] += 1
         for split_, i in zip((val, test), held):
             shown = np.concatenate([[items[i]], rng.choice(unrated, eval_negatives, replace=False)])
-            split_.append(Impression(int(u), int(rows[i, 3]), items[:i][clicked[:i]], shown, _first_clicked(len(shown))))
+            split_.append(Impression(int(u), int(rows[i, 3]), before(i), shown, _first_clicked(len(shown))))
     prior = likes.sum() / seen.sum()
     c = (likes[1:] + 5 * prior) / (seen[1:] + 5)  # click rate shrunk toward the global rate by 5 pseudo-ratings
     label_names = [f"genre:{g}" for g in genres] + [f"movie:{m}" for m in movies]
@@ -149,7 +156,8 @@ def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100
     items = ItemTable.build([str(m) for m in movies], [ls[-1:] + ls[:-1] for ls in labels], c, None,
                             label_names, max_labels=4)
     return ClickLog("movielens-100k", items, train, val, test,
-                    notes="rating>=4 = click; leave-last-out by time; 100 never-rated movies per eval visit")
+                    notes="rating>=4 = click; leave-last-out by time; 100 never-rated movies per eval visit; history: "
+                    f"{history}; lower ratings as training negatives: {shown_negatives}")
 
 
 def _first_clicked(n: int) -> np.ndarray:
@@ -208,6 +216,16 @@ def add_log_arguments(ap) -> None:
     ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
                     "edge_rec_export.data.user_simulator)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--ml-history", choices=["clicks", "rated"], default="clicks",
+                    help="movielens: a visit's history is the earlier clicks (rating >= 4) or every earlier rating")
+    ap.add_argument("--ml-no-shown-negatives", action="store_true",
+                    help="movielens: leave the lower ratings out of the training visits (negatives are then only "
+                    "the never-rated movies, as in the evaluation visits)")
+
+
+def movielens_options(a) -> dict:
+    """read_movielens keywords from add_log_arguments' parsed flags."""
+    return {"history": a.ml_history, "shown_negatives": not a.ml_no_shown_negatives}
 
 
 # ---------------------------------------------------------------- an app's own click log (edge-rec-export build)

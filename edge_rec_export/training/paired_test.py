@@ -1,5 +1,7 @@
 """A trained ranking model against a baseline, user by user, over several seeds: each seed's model is scored on its
-own seed's test visits beside the baseline fitted (knob tuned on validation) on the same training clicks; every
+own seed's test visits beside the baseline fitted (knob tuned on validation) on that seed's training log as
+ranking_baselines reads it (the --ml-* flags change only how the model's log is read; the test visits' shown items
+are the same either way); every
 user's gAUC and nDCG@10 are averaged over the seeds, and the per-user differences tested (paired t-test and
 Wilcoxon signed-rank, two-sided).
 
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from edge_rec_export.data.interactions import ClickLog, add_log_arguments, read_log_file, read_movielens, samples
+from edge_rec_export.data.interactions import (ClickLog, add_log_arguments, movielens_options, read_log_file,
+                                               read_movielens, samples)
 from edge_rec_export.training.metrics import auc_by_group, ranking_by_group
 from edge_rec_export.training.ranking_baselines import MODELS, evaluate, interactions
 from edge_rec_export.training.train_ranking import ItemTensors, load, score
@@ -44,17 +47,19 @@ def baseline_scores(log: ClickLog, name: str) -> tuple[np.ndarray, object]:
     return fitted[best](rows.user, rows.target).astype(np.float64), best
 
 
-def compare(logs: dict[int, ClickLog], runs: dict[int, Path], model_name: str, baseline: str) -> dict:
-    """Per-seed means and the paired test over users of (model - baseline), metrics averaged over the seeds."""
+def compare(logs: dict[int, tuple[ClickLog, ClickLog]], runs: dict[int, Path], model_name: str, baseline: str) -> dict:
+    """Per-seed means and the paired test over users of (model - baseline), metrics averaged over the seeds; `logs`:
+    seed -> (the model's log, the baseline's log)."""
     sums = {side: {m: {} for m in ("gauc", "ndcg@10")} for side in ("model", "baseline")}
     seeds = {}
     for seed, run in runs.items():
-        log = logs[seed]
+        log, base_log = logs[seed]
         model, _ = load(run / f"{model_name}.pt")
         s = samples(log.test, model.cfg.history_length)
-        base, knob = baseline_scores(log, baseline)
-        rows = samples(log.test, 1)
-        assert np.array_equal(rows.group, s.group) and np.array_equal(rows.target, s.target)
+        base, knob = baseline_scores(base_log, baseline)
+        rows = samples(base_log.test, 1)
+        if not (np.array_equal(rows.group, s.group) and np.array_equal(rows.target, s.target)):
+            raise ValueError(f"seed {seed}: the model's test visits show other items than the baseline's")
         sides = {"model": score(model, ItemTensors(log.items), s).astype(np.float64), "baseline": base}
         seeds[seed] = {"run": str(run), "baseline_knob": knob}
         for side, pred in sides.items():
@@ -95,8 +100,10 @@ def main(argv=None) -> None:
         runs[int(seed)] = Path(folder)
     if a.log == "bing":
         ap.error("bing has one fixed split; compare its runs with ranking_baselines' report")
-    read = {"movielens": lambda s: read_movielens(a.data, seed=s), "file": lambda s: read_log_file(a.log_file)}
-    result = compare({s: read[a.log](s) for s in runs}, runs, a.model, a.baseline)
+    read = {"movielens": lambda s, **kw: read_movielens(a.data, seed=s, **kw),
+            "file": lambda s, **kw: read_log_file(a.log_file)}
+    logs = {s: (read[a.log](s, **movielens_options(a)), read[a.log](s)) for s in runs}
+    result = compare(logs, runs, a.model, a.baseline)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result["paired"], indent=1))

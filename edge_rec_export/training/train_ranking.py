@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.dssm import DSSM, DSSMConfig
-from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, read_bing, read_log_file,
-                                 read_movielens, samples)
+from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, movielens_options,
+                                               read_bing, read_log_file, read_movielens, samples)
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
 from edge_rec_export.training.sparse_domains import channel_clicks, channels_of
 from edge_rec_export.training.metrics import ranking_report
@@ -145,12 +145,15 @@ DSSM_SIZE = dict(history_length=50, label_dim=32, hidden=64, out_dim=32)
 
 
 def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, seed: int, device="cpu",
-              with_vector: bool = True, patience: int = 2, channels: str | None = None, logf=print) -> dict:
+              with_vector: bool = True, patience: int = 2, channels: str | None = None, logf=print,
+              models: tuple[str, ...] = ("dssm", "ctr_teacher", "ctr_student")) -> dict:
     """DSSM, CTR teacher and distilled CTR student on `log`; returns held-out figures for each (and popularity).
 
     With `channels` (a label-name prefix such as "genre:"), both CTR models are seed 004's joint item/channel
     models. A model whose checkpoint is already in `out` is loaded instead of trained, so an interrupted run goes
-    on."""
+    on. `models` names the ones to train (the student needs the teacher)."""
+    if "ctr_student" in models and "ctr_teacher" not in models:
+        raise ValueError("the CTR student is distilled from the CTR teacher: train both")
     out.mkdir(parents=True, exist_ok=True)
     tensors = ItemTensors(log.items, device)
     n_labels, k = len(log.items.label_names), log.items.labels.shape[1]
@@ -168,9 +171,11 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
             return JointCTR(JointCTRConfig(n_labels, k, vector_dim=v, channel_labels=channel_ids, **size))
         return CTRModel(CTRConfig(n_labels, k, vector_dim=v, **size))
 
+    wanted = models
     models = {"dssm": DSSM(DSSMConfig(n_labels, k, **DSSM_SIZE)), "ctr_teacher": ctr(TEACHER)}
     short = {n: samples(log.split(n), STUDENT["history_length"]) for n in hist}
     models["ctr_student"] = ctr(STUDENT)
+    models = {name: m for name, m in models.items() if name in wanted}
     for name, model in models.items():
         path, split_data = out / f"{name}.pt", short if name == "ctr_student" else data
         if path.exists():  # a finished step of an interrupted run
@@ -213,14 +218,16 @@ def main(argv=None) -> None:
     ap.add_argument("--patience", type=int, default=2, help="epochs without a better val AUC before stopping")
     ap.add_argument("--channels", help="label-name prefix of the channels (e.g. genre:): seed 004's joint "
                     "item/channel CTR models")
+    ap.add_argument("--models", default="dssm,ctr_teacher,ctr_student",
+                    help="comma-separated models to train (the student needs the teacher)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed),
+    logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed, **movielens_options(a)),
             "bing": lambda: read_bing(a.data, bing_vectors(a.data)),
             "file": lambda: read_log_file(a.log_file)}
     print(json.dumps(train_all(logs[a.log](), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
                                device=a.device, patience=a.patience, channels=a.channels,
-                               with_vector=not a.no_vector), indent=1))
+                               with_vector=not a.no_vector, models=tuple(a.models.split(","))), indent=1))
 
 
 if __name__ == "__main__":
