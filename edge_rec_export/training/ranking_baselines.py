@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file,
-                                         read_movielens, samples)
+from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, movielens_options, read_bing,
+                                               read_log_file, read_movielens, samples)
 from edge_rec_export.training.train_ranking import report
 
 EASE_MAX_ITEMS = 6000  # EASE inverts an items x items matrix
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="movielens: the seed of its evaluation negatives, as in "
                     "train_ranking (compare a model with the baselines of its own seed)")
     a = ap.parse_args(argv)
-    readers = {"movielens": lambda: read_movielens(a.data, seed=a.seed), "bing": lambda: read_bing(a.data),
+    readers = {"movielens": lambda: read_movielens(a.data, seed=a.seed, **movielens_options(a)), "bing": lambda: read_bing(a.data),
                "file": lambda: read_log_file(a.log_file)}
     log = readers[a.log]()
     result = {"log": log.name, "baselines": baselines(log)}

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from edge_rec_export.models.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
-from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, read_bing, read_log_file, read_movielens,
-                                 samples)
+from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, movielens_options, read_bing,
+                                               read_log_file, read_movielens, samples)
 from edge_rec_export.training.metrics import auc
 from edge_rec_export.bundle.semantic_branch import load_compact
 from edge_rec_export.data.text_vectors import TitleEncoder, e5_title_encoder
@@ -239,7 +239,7 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder-lr", type=float, default=2e-5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    log = {"movielens": lambda: read_movielens(a.data), "bing": lambda: read_bing(a.data),
+    log = {"movielens": lambda: read_movielens(a.data, **movielens_options(a)), "bing": lambda: read_bing(a.data),
            "file": lambda: read_log_file(a.log_file)}[a.log]()
     encoder = (load_compact(a.branch) if a.branch else e5_title_encoder(item_titles(a.log, a.data, log), a.teacher))
     if len(encoder.ids) != len(log.items):
