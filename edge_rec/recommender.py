@@ -111,7 +111,8 @@ class EdgeRecommender:
         vectors' int8 codes for the semantic screen), for a catalogue recommended from many times (Store)."""
         if isinstance(self.recall, RecallSides):
             pool.features["recall_items"] = self.recall.items(pool.features)
-        pool.features["vector_codes"], pool.features["vector_scale"] = int8_codes(pool.vector)
+        if "vector_codes" not in pool.features:  # a Store reads them from its file
+            pool.features["vector_codes"], pool.features["vector_scale"] = int8_codes(pool.vector)
         return pool
 
     @property

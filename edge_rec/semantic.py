@@ -45,7 +45,8 @@ def similarity(refs: np.ndarray, vectors: np.ndarray, mode: str = "max") -> np.n
 def int8_codes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, V) float vectors -> codes (N, V) uint8 (the int8 value + 128) and one scale per row (N,) float32."""
     scale = (np.maximum(np.abs(vectors).max(axis=1), 1e-12) / 127.0).astype(np.float32)
-    codes = np.rint(vectors / scale[:, None])
+    codes = vectors * (1.0 / scale)[:, None]  # one float32 temporary, rounded in place (about 2x the plain form)
+    np.rint(codes, out=codes)
     codes += 128.0
     return codes.astype(np.uint8), scale
 

@@ -27,16 +27,18 @@ from edge_rec.classifier import Classification
 from edge_rec.items import Item, as_item
 from edge_rec.pool import Pool
 from edge_rec.recommender import EdgeRecommender, Recommendation
+from edge_rec.semantic import int8_codes
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 POSITIVE = ("click", "long_view", "like", "share")  # events that make an item part of the user's history
 NEGATIVE = ("hide", "dislike")  # the item is never shown again; labels hidden often enough are demoted
 EVENTS = ("impression", *POSITIVE, *NEGATIVE)
 HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
 
-# Vectors are stored in chunks of up to CHUNK_ROWS (their item rows as int64 bytes, the vectors as float32 bytes),
-# each item row naming its chunk: opening scans the small item rows and reads 100,000 vectors as ~100 blobs, not
-# 100,000 (measured: 0.45 s of a 1.1 s open with one blob per item).
+# Vectors are stored in chunks of up to CHUNK_ROWS (their item rows as int64 bytes, the vectors as float32 bytes,
+# and their int8 codes and scales for the semantic screen), each item row naming its chunk: opening scans the small
+# item rows and reads 100,000 vectors as ~100 blobs, not 100,000 (measured: 0.45 s of a 1.1 s open with one blob per
+# item), and does not quantize them again (0.25-0.55 s of a 1.3 s open before schema 3).
 CHUNK_ROWS = 1024
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +46,8 @@ CREATE TABLE items (row INTEGER PRIMARY KEY, id UNIQUE NOT NULL, text TEXT NOT N
                     primary_prob REAL NOT NULL, tags TEXT NOT NULL, tag_probs BLOB NOT NULL, idx REAL NOT NULL,
                     in_scope INTEGER NOT NULL, scope_score REAL NOT NULL, added REAL NOT NULL, chunk INTEGER NOT NULL);
 CREATE INDEX items_by_chunk ON items (chunk);
-CREATE TABLE vectors (chunk INTEGER PRIMARY KEY, rows BLOB NOT NULL, data BLOB NOT NULL);
+CREATE TABLE vectors (chunk INTEGER PRIMARY KEY, rows BLOB NOT NULL, data BLOB NOT NULL, codes BLOB NOT NULL,
+                      scales BLOB NOT NULL);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, user NOT NULL, item NOT NULL, event TEXT NOT NULL, time REAL NOT NULL);
 CREATE INDEX events_by_user ON events (user, time, seq);
 """
@@ -190,15 +193,20 @@ class Store:
             return
         last = self._db.execute("SELECT chunk, length(rows) FROM vectors ORDER BY chunk DESC LIMIT 1").fetchone()
         if last is None or last[1] // 8 + len(items) > CHUNK_ROWS:
-            chunk = self._db.execute("INSERT INTO vectors (rows, data) VALUES (x'', x'')").lastrowid
+            chunk = self._db.execute("INSERT INTO vectors VALUES (NULL, x'', x'', x'', x'')").lastrowid
         else:
             chunk = last[0]
         self._db.executemany(f"INSERT INTO items (id, text, {COLUMNS}, added, chunk) VALUES (?, ?, {SLOTS}, ?, ?)",
                              [(*item, chunk) for item in items])
         rows = [r for (r,) in self._db.execute("SELECT row FROM items WHERE chunk = ? ORDER BY row", (chunk,))]
-        data = np.concatenate([self._chunk(chunk)[1], np.array(vectors, dtype=np.float32)])
-        self._db.execute("UPDATE vectors SET rows = ?, data = ? WHERE chunk = ?",
-                         (np.array(rows, dtype=np.int64).tobytes(), data.tobytes(), chunk))
+        self._write_chunk(chunk, np.array(rows, dtype=np.int64),
+                          np.concatenate([self._chunk(chunk)[1], np.array(vectors, dtype=np.float32)]))
+
+    def _write_chunk(self, chunk: int, rows: np.ndarray, data: np.ndarray) -> None:
+        """A chunk's rows and vectors, with the vectors' int8 codes (semantic.int8_codes) kept beside them."""
+        codes, scales = int8_codes(data)
+        self._db.execute("UPDATE vectors SET rows = ?, data = ?, codes = ?, scales = ? WHERE chunk = ?",
+                         (rows.tobytes(), data.tobytes(), codes.tobytes(), scales.tobytes(), chunk))
 
     def _chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         rows, data = self._db.execute("SELECT rows, data FROM vectors WHERE chunk = ?", (chunk,)).fetchone()
@@ -212,8 +220,7 @@ class Store:
             rows, data = self._chunk(chunk)
             keep = ~np.isin(rows, [r for r, c in found if c == chunk])
             if keep.any():
-                self._db.execute("UPDATE vectors SET rows = ?, data = ? WHERE chunk = ?",
-                                 (rows[keep].tobytes(), data[keep].tobytes(), chunk))
+                self._write_chunk(chunk, rows[keep], data[keep])
             else:
                 self._db.execute("DELETE FROM vectors WHERE chunk = ?", (chunk,))
         self._db.executemany("DELETE FROM items WHERE row = ?", [(r,) for r, _ in found])
@@ -349,6 +356,13 @@ class Store:
             self._db.executemany("UPDATE items SET chunk = ? WHERE row = ?", [(chunk, r) for r, _ in part])
         self._db.execute("ALTER TABLE items DROP COLUMN vector")
 
+    def _int8_codes_v2(self) -> None:
+        """Schema 2 -> 3: each chunk keeps its vectors' int8 codes and scales (computed here once)."""
+        self._script("""ALTER TABLE vectors ADD COLUMN codes BLOB NOT NULL DEFAULT x'';
+            ALTER TABLE vectors ADD COLUMN scales BLOB NOT NULL DEFAULT x''""")
+        for chunk, in self._db.execute("SELECT chunk FROM vectors").fetchall():
+            self._write_chunk(chunk, *self._chunk(chunk))
+
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -362,8 +376,8 @@ class Store:
                                  [(*_row(c), row) for (row, _), c in zip(texts, results)])
             vector = {row: c.vector for (row, _), c in zip(texts, results)}
             for chunk, rows in self._db.execute("SELECT chunk, rows FROM vectors").fetchall():
-                data = np.array([vector[r] for r in np.frombuffer(rows, dtype=np.int64).tolist()], dtype=np.float32)
-                self._db.execute("UPDATE vectors SET data = ? WHERE chunk = ?", (data.tobytes(), chunk))
+                rows = np.frombuffer(rows, dtype=np.int64)
+                self._write_chunk(chunk, rows, np.array([vector[r] for r in rows.tolist()], dtype=np.float32))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
 
     def _load(self) -> Pool:
@@ -373,24 +387,30 @@ class Store:
         dim = self.recommender.vocab.vector_dim
         at = np.array(at, dtype=np.int64)  # ascending: ORDER BY row
         vectors = np.empty((len(at), dim), dtype=np.float32)
+        codes, scales = np.empty((len(at), dim), dtype=np.uint8), np.empty(len(at), dtype=np.float32)
         filled, intact = 0, True
-        for chunk_rows, data in self._db.execute("SELECT rows, data FROM vectors"):  # each copied once, into place
+        for chunk_rows, data, chunk_codes, chunk_scales in self._db.execute(
+                "SELECT rows, data, codes, scales FROM vectors"):  # each copied once, into place
             chunk_rows = np.frombuffer(chunk_rows, dtype=np.int64)
+            n = len(chunk_rows)
             at_rows = np.minimum(np.searchsorted(at, chunk_rows), max(len(at) - 1, 0))
-            intact = len(data) == len(chunk_rows) * dim * 4 and (
-                np.array_equal(at[at_rows], chunk_rows) if len(at) else not len(chunk_rows))
+            intact = (len(data) == n * dim * 4 and len(chunk_codes) == n * dim and len(chunk_scales) == n * 4
+                      and (np.array_equal(at[at_rows], chunk_rows) if len(at) else not n))
             if not intact:
                 break
-            vectors[at_rows] = np.frombuffer(data, dtype=np.float32).reshape(len(chunk_rows), dim)
-            filled += len(chunk_rows)
+            vectors[at_rows] = np.frombuffer(data, dtype=np.float32).reshape(n, dim)
+            codes[at_rows] = np.frombuffer(chunk_codes, dtype=np.uint8).reshape(n, dim)
+            scales[at_rows] = np.frombuffer(chunk_scales, dtype=np.float32)
+            filled += n
         if not intact or filled != len(at):  # (rows are unique in each chunk and chunks are disjoint)
             raise StoreError(f"{self.path}: the stored vectors do not match the {len(at)} items (expected one "
                              f"{dim}-d vector each); the file was changed outside edge-rec")
         split: dict[str, tuple[str, ...]] = {}  # one tuple per distinct tag string
         tags = [split.setdefault(t, tuple(t.split(TAB)) if t else ()) for t in tags]
-        return self.recommender.prepared(Pool.columns(
-            ids, primary, tags, index, vectors, in_scope,
-            self.recommender.vocab, self.recommender.names, "stored item"))
+        pool = Pool.columns(ids, primary, tags, index, vectors, in_scope, self.recommender.vocab,
+                            self.recommender.names, "stored item")
+        pool.features["vector_codes"], pool.features["vector_scale"] = codes, scales
+        return self.recommender.prepared(pool)
 
     def _pool(self, ids: list, results: list[Classification]) -> Pool:
         return self.recommender.prepared(Pool.of(ids, results, self.recommender.vocab, self.recommender.names,
@@ -405,7 +425,7 @@ class Store:
 
 
 # MIGRATIONS[v] takes a store of schema v to v + 1 (run in one transaction with the version bump).
-MIGRATIONS = {1: Store._chunk_vectors_v1}
+MIGRATIONS = {1: Store._chunk_vectors_v1, 2: Store._int8_codes_v2}
 
 
 def _row(c: Classification) -> tuple:

@@ -127,6 +127,7 @@ def test_a_schema_1_store_is_migrated(store, rec_bundle, monkeypatch):
     import numpy as np
 
     import edge_rec.store
+    from edge_rec.semantic import int8_codes
 
     monkeypatch.setattr(edge_rec.store, "CHUNK_ROWS", 7)  # many chunks from a few dozen items
     store.record("u", "c2", "click")
@@ -141,7 +142,7 @@ def test_a_schema_1_store_is_migrated(store, rec_bundle, monkeypatch):
     db.close()
     migrated = Store(store.path, rec_bundle)
     assert [r.to_dict() for r in migrated.recommend("u", k=8)] == before
-    assert sqlite3.connect(store.path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(store.path).execute("PRAGMA user_version").fetchone()[0] == edge_rec.store.SCHEMA_VERSION
     assert migrated.remove(["c5", "c9"]) == 2
     assert migrated.add([ITEMS[5], {"id": "c6", "text": "新的标题 6"}, {"id": "n1", "text": "另一个新标题"}]) == 3
     expected = dict(zip(migrated.pool.ids, migrated.pool.vector))
@@ -150,7 +151,39 @@ def test_a_schema_1_store_is_migrated(store, rec_bundle, monkeypatch):
     assert sorted(again.pool.ids) == sorted(expected) and len(again) == len(ITEMS)
     for i, v in zip(again.pool.ids, again.pool.vector):
         np.testing.assert_array_equal(v, expected[i])
+    np.testing.assert_array_equal(again.pool.features["vector_codes"], int8_codes(again.pool.vector)[0])
     assert [i for i, _, _ in again.events("u")] == ["c2"]
+    again.close()
+
+
+def test_a_schema_2_store_gains_its_int8_codes(store, rec_bundle, monkeypatch):
+    """Schema 2 kept no int8 codes: opened, each chunk gets them (what int8_codes makes of its vectors) and the store
+    recommends as before; a re-open reads them from the file instead of quantizing again."""
+    import sqlite3
+
+    import numpy as np
+
+    from edge_rec.semantic import int8_codes
+
+    store.record("u", "c2", "click")
+    before = [r.to_dict() for r in store.recommend("u", k=8)]
+    store.close()
+    db = sqlite3.connect(store.path)
+    db.executescript("ALTER TABLE vectors DROP COLUMN codes; ALTER TABLE vectors DROP COLUMN scales; "
+                     "PRAGMA user_version = 2;")
+    db.close()
+    migrated = Store(store.path, rec_bundle)
+    assert [r.to_dict() for r in migrated.recommend("u", k=8)] == before
+    migrated.close()
+
+    def quantized(vectors):
+        raise AssertionError("opening a schema-3 store quantized its vectors again")
+
+    monkeypatch.setattr("edge_rec.recommender.int8_codes", quantized)
+    again = Store(store.path, rec_bundle)
+    codes, scale = int8_codes(again.pool.vector)
+    np.testing.assert_array_equal(again.pool.features["vector_codes"], codes)
+    np.testing.assert_array_equal(again.pool.features["vector_scale"], scale)
     again.close()
 
 
