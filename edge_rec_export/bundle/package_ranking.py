@@ -26,7 +26,8 @@ from edge_rec.bundle import load_bundle
 from edge_rec.scorer import side_scores
 from edge_rec.sessions import make_session
 from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
-from edge_rec_export.data.interactions import ClickLog, Impression, read_log_file, read_movielens, samples
+from edge_rec_export.data.interactions import (ClickLog, Impression, add_movielens_arguments, movielens_options,
+                                               read_log_file, read_movielens, samples)
 from edge_rec_export.bundle.onnx_export import ParityError, check_parity, export_onnx, run_onnx
 from edge_rec_export.bundle.package_classifier import p50_ms
 from edge_rec_export.bundle.quantize import quantize_int8
@@ -186,8 +187,12 @@ def main(argv=None) -> None:
     ap.add_argument("--log", required=True, help="'movielens' or a gzipped pickled ClickLog")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
+    ap.add_argument("--seed", type=int, default=0, help="movielens: the seed the run was trained with (it draws the "
+                    "evaluation negatives)")
+    add_movielens_arguments(ap)
     a = ap.parse_args(argv)
-    log = read_movielens(a.data) if a.log == "movielens" else read_log_file(Path(a.log))
+    log = (read_movielens(a.data, seed=a.seed, **movielens_options(a)) if a.log == "movielens"
+           else read_log_file(Path(a.log)))
     print(json.dumps(package_into(a.run, log, a.bundle), indent=1))
 
 

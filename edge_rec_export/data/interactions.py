@@ -216,6 +216,11 @@ def add_log_arguments(ap) -> None:
     ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
                     "edge_rec_export.data.user_simulator)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    add_movielens_arguments(ap)
+
+
+def add_movielens_arguments(ap) -> None:
+    """How MovieLens ratings become visits (`movielens_options`)."""
     ap.add_argument("--ml-history", choices=["clicks", "rated"], default="clicks",
                     help="movielens: a visit's history is the earlier clicks (rating >= 4) or every earlier rating")
     ap.add_argument("--ml-no-shown-negatives", action="store_true",
