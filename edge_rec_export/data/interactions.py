@@ -242,12 +242,25 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
     share) was recorded. Split by time over all users: of the visits with a click, the last `held_out` share is the
     test set and the share before it validation (at least one each); every other visit trains. A held-out visit
     that showed nothing unclicked is scored against `eval_negatives` items its user never met, a training visit
-    against `negatives` of them. A visit's history is its user's clicks in earlier visits."""
+    against `negatives` of them. A visit's history is its user's clicks and viewed items (long_view: consumed
+    without a click, neither a click nor a negative) in earlier visits."""
     row_of = {item_id: r for r, item_id in enumerate(items.ids) if r}
     visits: dict[tuple[str, float], dict[int, bool]] = defaultdict(dict)
+    viewed: dict[tuple[str, float], set[int]] = defaultdict(set)
     for e in events:
-        shown = visits[e.user, e.time]
-        shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+        if e.viewed:
+            viewed[e.user, e.time].add(row_of[e.item])
+        else:
+            shown = visits[e.user, e.time]
+            shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+    for key, rows in viewed.items():  # consumed, so not a skip; a click at the same time stays a click
+        shown = visits.get(key, {})
+        for r in rows:
+            if not shown.get(r, True):
+                del shown[r]
+        rows.difference_update(r for r in shown if shown[r])
+        if key in visits and not shown:
+            del visits[key]
     clicked = sorted((t, user) for (user, t), shown in visits.items() if any(shown.values()))
     n = max(1, round(held_out * len(clicked)))
     if len(clicked) < 3:
@@ -256,28 +269,30 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
     split_of = {(user, t): "test" for t, user in clicked[-n:]}
     split_of.update({(user, t): "val" for t, user in clicked[-2 * n:-n] or clicked[-2:-1]})
     met: dict[str, set[int]] = defaultdict(set)
-    for (user, _), shown in visits.items():
+    for (user, _), shown in [*visits.items(), *viewed.items()]:
         met[user].update(shown)
     rng = np.random.default_rng(seed)
     users = {user: u for u, user in enumerate(sorted(met))}
     unmet: dict[str, np.ndarray] = {}  # per user, the items never met: computed once, where a visit needs some
     out = {"train": [], "val": [], "test": []}
     history: dict[str, list[int]] = defaultdict(list)
-    for (user, t) in sorted(visits, key=lambda k: (k[1], k[0])):
-        rows = list(visits[user, t])
-        clicks = np.array([visits[user, t][r] for r in rows], dtype=np.float32)
-        split_ = split_of.get((user, t), "train")
-        sampled = np.zeros(0, dtype=np.int64)
-        if clicks.all():  # nothing shown and not clicked: never-met items stand in
-            if user not in unmet:
-                unmet[user] = np.setdiff1d(np.arange(1, len(items)), list(met[user]))
-            wanted = eval_negatives if split_ != "train" else negatives
-            sampled = rng.choice(unmet[user], min(wanted, len(unmet[user])), replace=False)
-        out[split_].append(Impression(users[user], int(t), np.array(history[user], dtype=np.int64),
-                                      np.concatenate([rows, sampled]).astype(np.int64),
-                                      np.concatenate([clicks, np.zeros(len(sampled), np.float32)]),
-                                      real=len(rows) if len(sampled) else None))
-        history[user] += [r for r in rows if visits[user, t][r]]
+    for (user, t) in sorted(visits.keys() | viewed.keys(), key=lambda k: (k[1], k[0])):
+        shown = visits.get((user, t), {})
+        if shown:
+            rows = list(shown)
+            clicks = np.array([shown[r] for r in rows], dtype=np.float32)
+            split_ = split_of.get((user, t), "train")
+            sampled = np.zeros(0, dtype=np.int64)
+            if clicks.all():  # nothing shown and not clicked: never-met items stand in
+                if user not in unmet:
+                    unmet[user] = np.setdiff1d(np.arange(1, len(items)), list(met[user]))
+                wanted = eval_negatives if split_ != "train" else negatives
+                sampled = rng.choice(unmet[user], min(wanted, len(unmet[user])), replace=False)
+            out[split_].append(Impression(users[user], int(t), np.array(history[user], dtype=np.int64),
+                                          np.concatenate([rows, sampled]).astype(np.int64),
+                                          np.concatenate([clicks, np.zeros(len(sampled), np.float32)]),
+                                          real=len(rows) if len(sampled) else None))
+        history[user] += [r for r in shown if shown[r]] + sorted(viewed.get((user, t), ()))
     return ClickLog(name, items, out["train"], out["val"], out["test"],
                     notes=f"{len(events)} events of {len(users)} users; the last {held_out:.0%} of visits with a click "
                           f"by time held out for test and the {held_out:.0%} before for validation")

@@ -9,7 +9,8 @@ Labelled texts: JSON lines (`.jsonl`, `.json`, `.ndjson`) or CSV (`.csv`; `.tsv`
     id        str or int, optional                  the item id a click log refers to
 Unlabelled texts: the same formats with `text` alone, or plain `.txt`, one text a line.
 Click log: JSON lines or CSV with `user`, `item` (an `id` of the labelled texts), `time` (a number, e.g. Unix
-seconds) and `event` (impression, click, like, share, hide, dislike).
+seconds) and `event` (impression, click, like, share, hide, dislike, long_view: consumed without a click, e.g. a
+film watched and rated low; it joins the user's history and is neither a click nor a skip).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 POSITIVE_EVENTS = ("click", "like", "share")  # an interaction that counts as a click
 NEGATIVE_EVENTS = ("impression", "hide", "dislike")  # shown, and not clicked (hide/dislike: explicitly not)
-EVENTS = POSITIVE_EVENTS + NEGATIVE_EVENTS
+VIEWED_EVENTS = ("long_view",)  # consumed without a click: part of the history, never a training negative
+EVENTS = POSITIVE_EVENTS + VIEWED_EVENTS + NEGATIVE_EVENTS
 
 
 class InputError(ValueError):
@@ -48,6 +50,7 @@ class Event:
     item: str
     time: float
     clicked: bool
+    viewed: bool = False
 
 
 def rows(path: Path, allow_text_lines: bool = False) -> Iterator[tuple[int, dict]]:
@@ -161,7 +164,7 @@ def read_events(path: Path, known_items: set[str]) -> list[Event]:
         if event not in EVENTS:
             raise InputError(f"{path}:{n}: unknown event {row['event']!r}; expected one of {', '.join(EVENTS)}")
         out.append(Event(_id(path, n, row["user"], "user"), item, _number(path, n, row["time"], "time"),
-                         event in POSITIVE_EVENTS))
+                         event in POSITIVE_EVENTS, event in VIEWED_EVENTS))
     if not out:
         raise InputError(f"{path}: no rows; expected click-log events")
     return out

@@ -9,6 +9,10 @@ thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + te
 kuairec   Chinese short-video captions, first-level category as label, second-level as secondary label
 mind      English news (MIND slice): category as label, subcategory as secondary label, and its impression log as
           the click log (history clicks at the user's first visit time, then each impression's clicks and skips)
+movielens movie titles, first genre as label, the others as secondary labels, and the ratings as the click log
+          (rating >= 4 a click, a lower one a long_view: watched, part of the history, not a skip). Reads either
+          release layout in `--data` itself or in its movielens_100k/: ml-100k (u.item, u.data) or
+          ml-latest / ml-latest-small (movies.csv, ratings.csv), so a second release needs no code
 """
 from __future__ import annotations
 
@@ -75,7 +79,29 @@ def mind(data: Path):
                 yield None, {"user": user, "item": item, "time": t, "event": "click" if flag == "1" else "impression"}
 
 
-SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind}
+def movielens(data: Path):
+    root = data if (data / "ratings.csv").exists() or (data / "u.data").exists() else data / "movielens_100k"
+    if (root / "ratings.csv").exists():  # ml-latest(-small): movieId,title,genres ("A|B") / userId,movieId,rating,ts
+        with open(root / "movies.csv", encoding="utf-8", newline="") as f:
+            movies = [(r["movieId"], r["title"], r["genres"].split("|")) for r in csv.DictReader(f)]
+        with open(root / "ratings.csv", encoding="utf-8", newline="") as f:
+            ratings = [(r["userId"], r["movieId"], float(r["rating"]), r["timestamp"]) for r in csv.DictReader(f)]
+    else:  # ml-100k: id|title|date|video date|url|19 genre flags in u.genre's order / user\titem\trating\ttime
+        genres = [line.split("|")[0] for line in (root / "u.genre").read_text(encoding="latin-1").splitlines()
+                  if line.strip()]
+        movies = [(f[0], f[1], [g for g, on in zip(genres, f[5:]) if on == "1"])
+                  for f in (line.split("|") for line in (root / "u.item").read_text(encoding="latin-1").splitlines())
+                  if len(f) > 5]
+        ratings = [(f[0], f[1], float(f[2]), f[3]) for f in (line.split("\t") for line in
+                   (root / "u.data").read_text(encoding="latin-1").splitlines()) if len(f) == 4]
+    for movie, title, names in movies:
+        names = [g for g in names if g not in ("", "(no genres listed)")] or ["unknown"]
+        yield {"id": movie, "text": title, "label": names[0], "labels": names[1:]}, None
+    for user, movie, rating, when in ratings:
+        yield None, {"user": user, "item": movie, "time": int(when), "event": "click" if rating >= 4 else "long_view"}
+
+
+SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
 
 
 def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:
