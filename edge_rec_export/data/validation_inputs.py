@@ -5,7 +5,8 @@ no default was tuned on, each in another language, taxonomy or medium.
     edge-rec-export build --texts work/byo/ag_news/texts.jsonl --out bundles/ag-news        # and so on per set
 
 ag_news   English news titles, 4 classes (AG News test split; 7,600 titles)
-thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + test; 20,000 titles)
+thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + test; 20,000 titles), and FewCLUE's
+          19,224 unlabelled news titles as the transfer set (unlabelled.jsonl, for --unlabelled)
 kuairec   Chinese short-video captions, first-level category as label, second-level as secondary label
 mind      English news (MIND slice): category as label, subcategory as secondary label, and its impression log as
           the click log (history clicks at the user's first visit time, then each impression's clicks and skips)
@@ -28,7 +29,7 @@ AG_NEWS_LABELS = {"1": "world", "2": "sports", "3": "business", "4": "sci/tech"}
 def ag_news(data: Path):
     with open(data / "ag_news_test" / "test.csv", encoding="utf-8", newline="") as f:
         for i, row in enumerate(csv.DictReader(f)):
-            yield {"id": f"ag{i}", "text": row["title"], "label": AG_NEWS_LABELS[row["label"]]}, None
+            yield "texts", {"id": f"ag{i}", "text": row["title"], "label": AG_NEWS_LABELS[row["label"]]}
 
 
 def thucnews(data: Path):
@@ -38,7 +39,13 @@ def thucnews(data: Path):
         for i, line in enumerate((root / f"{part}.txt").read_text(encoding="utf-8").splitlines()):
             title, _, label = line.rpartition("\t")
             if title.strip():
-                yield {"id": f"{part}{i}", "text": title, "label": names[int(label)]}, None
+                yield "texts", {"id": f"{part}{i}", "text": title, "label": names[int(label)]}
+    # A transfer set for the distillation: FewCLUE's unlabelled news titles (another source and taxonomy).
+    with open(data / "fewclue_tnews" / "unlabeled.json", encoding="utf-8") as f:
+        for line in f:
+            text = json.loads(line)["sentence"].strip() if line.strip() else ""
+            if text:
+                yield "unlabelled", {"text": text}
 
 
 def kuairec(data: Path):
@@ -48,8 +55,8 @@ def kuairec(data: Path):
             if not (row["video_id"] or "").strip().isdigit():  # a few rows of the file are broken by stray quotes
                 continue
             if row["caption"].strip() and label not in (None, "", "UNKNOWN"):
-                yield {"id": row["video_id"], "text": row["caption"].strip(), "label": label,
-                       "labels": [sub] if sub not in (None, "", "UNKNOWN") else []}, None
+                yield "texts", {"id": row["video_id"], "text": row["caption"].strip(), "label": label,
+                       "labels": [sub] if sub not in (None, "", "UNKNOWN") else []}
 
 
 def mind(data: Path):
@@ -58,7 +65,7 @@ def mind(data: Path):
     for line in (root / "news.tsv").read_text(encoding="utf-8").splitlines():
         f = line.split("\t")
         known.add(f[0])
-        yield {"id": f[0], "text": f[3], "label": f[1], "labels": [f[2]]}, None
+        yield "texts", {"id": f[0], "text": f[3], "label": f[1], "labels": [f[2]]}
     first_seen: dict[str, int] = {}
     rows = []
     for line in (root / "behaviors.tsv").read_text(encoding="utf-8").splitlines():
@@ -72,11 +79,11 @@ def mind(data: Path):
             clicked_history.add(user)
             for item in history:
                 if item in known:
-                    yield None, {"user": user, "item": item, "time": first_seen[user] - 1, "event": "click"}
+                    yield "clicks", {"user": user, "item": item, "time": first_seen[user] - 1, "event": "click"}
         for imp in impressions:
             item, _, flag = imp.rpartition("-")
             if item in known:
-                yield None, {"user": user, "item": item, "time": t, "event": "click" if flag == "1" else "impression"}
+                yield "clicks", {"user": user, "item": item, "time": t, "event": "click" if flag == "1" else "impression"}
 
 
 def movielens(data: Path):
@@ -96,27 +103,31 @@ def movielens(data: Path):
                    (root / "u.data").read_text(encoding="latin-1").splitlines()) if len(f) == 4]
     for movie, title, names in movies:
         names = [g for g in names if g not in ("", "(no genres listed)")] or ["unknown"]
-        yield {"id": movie, "text": title, "label": names[0], "labels": names[1:]}, None
+        yield "texts", {"id": movie, "text": title, "label": names[0], "labels": names[1:]}
     for user, movie, rating, when in ratings:
-        yield None, {"user": user, "item": movie, "time": int(when), "event": "click" if rating >= 4 else "long_view"}
+        yield "clicks", {"user": user, "item": movie, "time": int(when), "event": "click" if rating >= 4 else "long_view"}
 
 
 SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
 
 
 def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:
+    """Each set's rows into out/<set>/texts.jsonl, clicks.jsonl and unlabelled.jsonl (the last two where it has
+    any); returns the row counts."""
     counts = {}
     for name in names:
         (out / name).mkdir(parents=True, exist_ok=True)
-        n = {"texts": 0, "clicks": 0}
-        with open(out / name / "texts.jsonl", "w", encoding="utf-8") as texts, \
-                open(out / name / "clicks.jsonl", "w", encoding="utf-8") as clicks:
-            for text, click in SETS[name](data):
-                target, row, key = (texts, text, "texts") if text is not None else (clicks, click, "clicks")
-                target.write(json.dumps(row, ensure_ascii=False) + "\n")
-                n[key] += 1
-        if not n["clicks"]:
-            (out / name / "clicks.jsonl").unlink()
+        n: dict[str, int] = {}
+        files = {}
+        try:
+            for kind, row in SETS[name](data):
+                if kind not in files:
+                    files[kind] = open(out / name / f"{kind}.jsonl", "w", encoding="utf-8")
+                files[kind].write(json.dumps(row, ensure_ascii=False) + "\n")
+                n[kind] = n.get(kind, 0) + 1
+        finally:
+            for f in files.values():
+                f.close()
         counts[name] = n
     return counts
 
