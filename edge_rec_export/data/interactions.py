@@ -211,10 +211,14 @@ def read_log_file(path: Path) -> ClickLog:
 
 
 def add_log_arguments(ap) -> None:
-    """The command-line choice of click log shared by the trainers: `log`, `--log-file`, `--data`."""
-    ap.add_argument("log", choices=["movielens", "bing", "file"])
+    """The command-line choice of click log shared by the trainers: `log`, `--log-file`, `--texts`/`--clicks`,
+    `--data`."""
+    ap.add_argument("log", choices=["movielens", "bing", "file", "events"])
     ap.add_argument("--log-file", type=Path, help="for 'file': a gzipped pickled ClickLog (e.g. from "
                     "edge_rec_export.data.user_simulator)")
+    ap.add_argument("--texts", type=Path, help="for 'events': the items, `edge-rec-export build --texts` format "
+                    "(with ids and labels)")
+    ap.add_argument("--clicks", type=Path, help="for 'events': the click log, `edge-rec-export build --clicks` format")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     add_movielens_arguments(ap)
 
@@ -234,6 +238,35 @@ def movielens_options(a) -> dict:
 
 
 # ---------------------------------------------------------------- an app's own click log (edge-rec-export build)
+def read_events_log(texts: Path, clicks: Path, seed: int = 0) -> ClickLog:
+    """A click log in the builder's documented inputs (`texts_input`: labelled texts with ids, events), read as
+    read_movielens reads MovieLens: item labels are the text's own labels (primary, then secondary) plus its id
+    label; c is the item's click rate among its events before the first held-out visit, shrunk toward the overall
+    rate by 5 pseudo-events. Visits and the split as `from_events` makes them (the builder's protocol)."""
+    from edge_rec_export.data.texts_input import read_events, read_labelled
+
+    by_id = {t.id: t for t in read_labelled(texts) if t.id is not None}
+    events = read_events(clicks, set(by_id))
+    ids = sorted({e.item for e in events})
+    names = list(dict.fromkeys(n for i in ids for n in (by_id[i].label, *by_id[i].labels)))
+    label_of = {n: k for k, n in enumerate(names, start=1)}
+    labels = [[len(names) + r] + [label_of[n] for n in (by_id[i].label, *by_id[i].labels)]
+              for r, i in enumerate(ids, start=1)]
+    items = ItemTable.build(ids, labels, np.zeros(len(ids)), None, names + [f"item:{i}" for i in ids], max_labels=4)
+    log = from_events(events, items, f"{Path(clicks).parent.name}/{Path(clicks).stem}", seed=seed)
+    start = min(v.time for v in log.val + log.test)
+    row = {i: r for r, i in enumerate(items.ids)}
+    likes, seen = np.zeros(len(items)), np.zeros(len(items))
+    for e in events:
+        if e.time < start:
+            likes[row[e.item]] += e.clicked
+            seen[row[e.item]] += 1
+    prior = likes.sum() / max(seen.sum(), 1.0)
+    items.index[1:] = (likes[1:] + 5 * prior) / (seen[1:] + 5)
+    log.notes += "; item labels: the texts' labels + the item's id; c: smoothed click rate before the held-out visits"
+    return log
+
+
 def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, negatives: int = 4,
                 eval_negatives: int = 100, seed: int = 0) -> ClickLog:
     """A click log of `texts_input.Event`s over `items` (ids = the labelled texts' ids).

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.dssm import DSSM, DSSMConfig
 from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, movielens_options,
-                                               read_bing, read_log_file, read_movielens, samples)
+                                               read_bing, read_events_log, read_log_file, read_movielens,
+                                               samples)
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
 from edge_rec_export.training.sparse_domains import channel_clicks, channels_of
 from edge_rec_export.training.metrics import ranking_report
@@ -224,7 +225,8 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed, **movielens_options(a)),
             "bing": lambda: read_bing(a.data, bing_vectors(a.data)),
-            "file": lambda: read_log_file(a.log_file)}
+            "file": lambda: read_log_file(a.log_file),
+            "events": lambda: read_events_log(a.texts, a.clicks, seed=a.seed)}
     print(json.dumps(train_all(logs[a.log](), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
                                device=a.device, patience=a.patience, channels=a.channels,
                                with_vector=not a.no_vector, models=tuple(a.models.split(","))), indent=1))
