@@ -260,3 +260,28 @@ def test_movielens_inputs_from_either_release_layout(tmp_path):
     texts, events = read["ml-100k"]
     assert texts[0] == ("1", "Toy Story (1995)", "Animation", ["Comedy"]) and texts[1][2] == "unknown"
     assert [(e.item, e.clicked, e.viewed) for e in events] == [("1", True, False), ("2", False, True)]
+
+
+def test_a_click_log_in_the_documented_inputs_reads_with_item_ids_and_click_rates(tmp_path):
+    """`train_ranking events --texts T --clicks C`: item labels are the texts' labels plus the item's own id label;
+    c is each item's smoothed click rate over the events before the first held-out visit only."""
+    import json
+
+    from edge_rec_export.data.interactions import read_events_log
+
+    texts, clicks = tmp_path / "texts.jsonl", tmp_path / "clicks.jsonl"
+    texts.write_text("".join(json.dumps({"id": f"m{k}", "text": f"film {k}", "label": "drama" if k % 2 else "comedy",
+                                         "labels": ["war"] if k == 3 else []}) + "\n" for k in range(12)))
+    events = [{"user": "u", "item": f"m{k}", "time": k, "event": "click"} for k in range(10)]
+    events += [{"user": "v", "item": "m3", "time": 0.5, "event": "impression"},
+               {"user": "v", "item": "m11", "time": 9.5, "event": "impression"}]
+    clicks.write_text("".join(json.dumps(e) + "\n" for e in events))
+    log = read_events_log(texts, clicks)
+    items = log.items
+    r3 = items.ids.index("m3")
+    assert [items.label_names[k - 1] for k in items.labels[r3] if k] == ["item:m3", "drama", "war"]
+    assert len(log.test) == len(log.val) == 1 and log.val[0].time == 8  # held out from time 8 on
+    prior = 8 / 9  # before time 8: 8 clicks (m0..m7) in 9 events (m3 also skipped once, by v)
+    assert np.isclose(items.index[r3], (1 + 5 * prior) / (2 + 5))
+    assert np.isclose(items.index[items.ids.index("m0")], (1 + 5 * prior) / (1 + 5))
+    assert np.isclose(items.index[items.ids.index("m9")], prior)  # its events are all held out
