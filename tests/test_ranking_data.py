@@ -160,3 +160,22 @@ def test_per_user_figures_for_the_paired_test():
     out = per_user(pred, s)
     assert out["gauc"] == {7: pytest.approx(0.75), 8: 0.0}
     assert out["ndcg@10"][7] == pytest.approx((1.0 + 1 / np.log2(3)) / 2) and out["ndcg@10"][8] == pytest.approx(1 / np.log2(3))
+
+
+def test_baselines_read_the_visit_history_of_a_user_new_since_training():
+    """A log split by time: held-out users never seen in training, each with a history (items 1, 2) that the CTR
+    models read too. Item-item baselines and folded-in ALS score from it: item 3, always clicked with 1 and 2, ranks
+    above 4 and 5, which are as popular but clicked with other items."""
+    from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable
+    from edge_rec_export.training.ranking_baselines import baselines
+
+    items = ItemTable.build([str(i) for i in range(7)], [[1]] * 7, np.full(7, 0.5), np.zeros((7, 0), np.float32),
+                            ["l"], 1)
+    together = [np.array([1, 2, 3]), np.array([4, 5, 6])]
+    train = [Impression(u, 0, np.array([], np.int64), together[u % 2], np.ones(3, np.float32)) for u in range(8)]
+    held = [Impression(u, 1, np.array([1, 2]), np.array([4, 3, 5]), np.array([0, 1, 0], np.float32))
+            for u in range(8, 12)]
+    out = baselines(ClickLog("toy", items, train, held, held))
+    for name in ("item_knn", "ease", "implicit_als"):
+        assert out[name]["test"]["ndcg@10"] == pytest.approx(1.0), name
+    assert out["popularity"]["test"]["ndcg@10"] < 1.0  # ties with 4 and 5, broken against the click

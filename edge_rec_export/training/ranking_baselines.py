@@ -1,7 +1,10 @@
 """Simple click-log yardsticks for the ranking models: popularity, item-kNN, EASE^R and implicit ALS.
 
 Each is fitted on the log's training clicks only, its one knob tuned on the validation visits (nDCG@10), and scored
-on the test visits with the same report as the CTR models. Never shipped.
+on the test visits with the same report as the CTR models. A visit's user is described by the user's training
+interactions *and the visit's own history* (what the CTR models read): on a log split by time a held-out visit's
+history holds clicks after the training period, and a user first seen after it has no training row at all.
+Never shipped.
 
     python -m edge_rec_export.training.ranking_baselines movielens --out reports/baselines-movielens.json
 """
@@ -36,9 +39,21 @@ def interactions(log: ClickLog, shown: bool = False) -> sp.csr_matrix:
     return m
 
 
+def profiles(x: sp.csr_matrix, visits: list[Impression]) -> sp.csr_matrix:
+    """visits x items: 1 where the visit's user has a training interaction (x) or the item is in its history."""
+    users = np.array([v.user for v in visits], dtype=np.int64)
+    rows = np.repeat(np.arange(len(visits)), [len(v.history) for v in visits])
+    cols = np.concatenate([v.history for v in visits]).astype(np.int64) if visits else np.zeros(0, np.int64)
+    p = (x[users] + sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(visits), x.shape[1])))
+    p = p.tocsr()
+    p.data[:] = 1.0
+    return p
+
+
+# A fitted baseline: score(profiles (V, items) csr, visit of each row (n,), item of each row (n,)) -> (n,)
 def popularity(x: sp.csr_matrix):
     counts = np.asarray(x.sum(axis=0)).ravel()
-    return lambda users, items: counts[items]
+    return lambda p, visit, items: counts[items]
 
 
 def item_knn(x: sp.csr_matrix, k: int):
@@ -47,8 +62,12 @@ def item_knn(x: sp.csr_matrix, k: int):
     sim = (x.T @ x).tocsr().astype(np.float32)
     sim = sp.diags(1 / norms) @ sim @ sp.diags(1 / norms)
     sim.setdiag(0)
-    sim = _top_k_per_row(sim.tocsr(), k)
-    return lambda users, items: np.asarray((x[users].multiply(sim[:, items].T)).sum(axis=1)).ravel()
+    return item_to_item(_top_k_per_row(sim.tocsr(), k))
+
+
+def item_to_item(w):
+    """score = the profile's items' weights toward the item: sum over j in profile of w[j, i]."""
+    return lambda p, visit, items: np.asarray((p[visit].multiply(w[:, items].T)).sum(axis=1)).ravel()
 
 
 def _top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -70,7 +89,7 @@ def ease(x: sp.csr_matrix, lam: float):
     p = np.linalg.inv(g)
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
-    return lambda users, items: np.asarray((x[users].multiply(b[:, items].T)).sum(axis=1)).ravel()
+    return item_to_item(b)
 
 
 def implicit_als(x: sp.csr_matrix, reg: float, factors: int = 64, iterations: int = 15, alpha: float = 10.0,
@@ -83,7 +102,8 @@ def implicit_als(x: sp.csr_matrix, reg: float, factors: int = 64, iterations: in
     for _ in range(iterations):
         users = _als_step(x, items, reg, alpha)
         items = _als_step(xt, users, reg, alpha)
-    return lambda u, i: np.einsum("nf,nf->n", users[u], items[i])
+    # a visit's user vector is folded in from its profile: the same solve as the users' step
+    return lambda p, visit, i: np.einsum("nf,nf->n", _als_step(p, items, reg, alpha)[visit], items[i])
 
 
 def _als_step(x: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float) -> np.ndarray:
@@ -97,9 +117,14 @@ def _als_step(x: sp.csr_matrix, other: np.ndarray, reg: float, alpha: float) -> 
     return out
 
 
-def evaluate(score, visits: list[Impression]) -> dict:
+def visit_scores(score, x: sp.csr_matrix, visits: list[Impression]):
+    """A fitted baseline's scores of every shown item of `visits`, and those rows (samples with history 1)."""
     rows = samples(visits, 1)
-    return report(score(rows.user, rows.target).astype(np.float64), rows)
+    return score(profiles(x, visits), rows.group, rows.target).astype(np.float64), rows
+
+
+def evaluate(score, x: sp.csr_matrix, visits: list[Impression]) -> dict:
+    return report(*visit_scores(score, x, visits))
 
 
 MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items)
@@ -122,10 +147,10 @@ def baselines(log: ClickLog) -> dict:
         x = interactions(log, shown)
         t0 = time.time()
         fitted = {knob: fit(x, knob) for knob in grid}
-        val = {knob: evaluate(f, log.val)["ndcg@10"] for knob, f in fitted.items()}
+        val = {knob: evaluate(f, x, log.val)["ndcg@10"] for knob, f in fitted.items()}
         best = max(grid, key=lambda knob: val[knob])
         out[name] = {"knob": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
-                     "test": evaluate(fitted[best], log.test), "seconds": round(time.time() - t0, 1)}
+                     "test": evaluate(fitted[best], x, log.test), "seconds": round(time.time() - t0, 1)}
     return out
 
 
