@@ -83,7 +83,8 @@ def mind(data: Path):
         for imp in impressions:
             item, _, flag = imp.rpartition("-")
             if item in known:
-                yield "clicks", {"user": user, "item": item, "time": t, "event": "click" if flag == "1" else "impression"}
+                event = "click" if flag == "1" else "impression"
+                yield "clicks", {"user": user, "item": item, "time": t, "event": event}
 
 
 def movielens(data: Path):
@@ -105,7 +106,8 @@ def movielens(data: Path):
         names = [g for g in names if g not in ("", "(no genres listed)")] or ["unknown"]
         yield "texts", {"id": movie, "text": title, "label": names[0], "labels": names[1:]}
     for user, movie, rating, when in ratings:
-        yield "clicks", {"user": user, "item": movie, "time": int(when), "event": "click" if rating >= 4 else "long_view"}
+        event = "click" if rating >= 4 else "long_view"
+        yield "clicks", {"user": user, "item": movie, "time": int(when), "event": event}
 
 
 SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
