@@ -21,7 +21,7 @@ from scipy import stats
 from edge_rec_export.data.interactions import (ClickLog, add_log_arguments, movielens_options, read_log_file,
                                                read_events_log, read_movielens, samples)
 from edge_rec_export.training.metrics import auc_by_group, ranking_by_group
-from edge_rec_export.training.ranking_baselines import MODELS, evaluate, interactions, visit_scores
+from edge_rec_export.training.ranking_baselines import MODELS, tuned, visit_scores
 from edge_rec_export.training.train_ranking import ItemTensors, load, score
 
 
@@ -39,11 +39,8 @@ def per_user(pred: np.ndarray, s) -> dict[str, dict[int, float]]:
 
 def baseline_scores(log: ClickLog, name: str) -> tuple[np.ndarray, object]:
     """The baseline's test scores, its knob tuned on the validation visits as in ranking_baselines."""
-    fit, grid, shown = MODELS[name]
-    x = interactions(log, shown)
-    fitted = {knob: fit(x, knob) for knob in grid}
-    best = max(grid, key=lambda knob: evaluate(fitted[knob], x, log.val)["ndcg@10"])
-    return visit_scores(fitted[best], x, log.test)[0], best
+    score, x, best, _ = tuned(log, name)
+    return visit_scores(score, x, log.test)[0], best
 
 
 def compare(logs: dict[int, tuple[ClickLog, ClickLog]], runs: dict[int, Path], model_name: str, baseline: str) -> dict:

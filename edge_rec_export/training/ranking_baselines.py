@@ -127,6 +127,19 @@ def evaluate(score, x: sp.csr_matrix, visits: list[Impression]) -> dict:
     return report(*visit_scores(score, x, visits))
 
 
+def tuned(log: ClickLog, name: str):
+    """Baseline `name` fitted on the log's training interactions at every knob of its grid, the knob with the best
+    validation nDCG@10 kept: (its fitted score, the interactions x, the knob, validation nDCG@10 per knob)."""
+    fit, grid, shown = MODELS[name]
+    x = interactions(log, shown)
+    fitted = {knob: fit(x, knob) for knob in grid}
+    p, rows = profiles(x, log.val), samples(log.val, 1)  # the validation profiles, built once for every knob
+    val = {knob: report(f(p, rows.group, rows.target).astype(np.float64), rows)["ndcg@10"]
+           for knob, f in fitted.items()}
+    best = max(grid, key=lambda knob: val[knob])
+    return fitted[best], x, best, val
+
+
 MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items)
     "popularity": (lambda x, _: popularity(x), [None], False),
     "item_knn": (item_knn, [20, 50, 200], False),
@@ -140,17 +153,14 @@ MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items
 def baselines(log: ClickLog) -> dict:
     """Every baseline's validation-tuned knob and its test figures."""
     out = {}
-    for name, (fit, grid, shown) in MODELS.items():
+    for name in MODELS:
         if name.startswith("ease") and len(log.items) > EASE_MAX_ITEMS:
             out[name] = {"skipped": f"{len(log.items)} items > {EASE_MAX_ITEMS}"}
             continue
-        x = interactions(log, shown)
         t0 = time.time()
-        fitted = {knob: fit(x, knob) for knob in grid}
-        val = {knob: evaluate(f, x, log.val)["ndcg@10"] for knob, f in fitted.items()}
-        best = max(grid, key=lambda knob: val[knob])
+        score, x, best, val = tuned(log, name)
         out[name] = {"knob": best, "val_ndcg@10": {str(k): v for k, v in val.items()},
-                     "test": evaluate(fitted[best], x, log.test), "seconds": round(time.time() - t0, 1)}
+                     "test": evaluate(score, x, log.test), "seconds": round(time.time() - t0, 1)}
     return out
 
 
