@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark suites: the shipped bundle, realistic titles, the variants under test.
 
-Teacher and fp32-student variants need the training outputs under work/ (`python -m edge_rec_export.build_default`);
+Teacher and fp32-student variants need the training outputs under work/zh-news (`python -m edge_rec_export.build_default`);
 without them those rows are skipped with the reason, and the shipped INT8 bundle is still measured.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edge_rec import ContentClassifier
 from edge_rec.bench import demo_texts, machine
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "work"
+WORK = ROOT / "work" / "zh-news"  # where python -m edge_rec_export.build_default keeps its steps
 DATA = ROOT.parent / "shared" / "data"
 
 

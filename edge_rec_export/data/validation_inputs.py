@@ -1,8 +1,12 @@
-"""The builder's validation sets, written from ../shared/data in `edge-rec-export build`'s input formats: data that
-no default was tuned on, each in another language, taxonomy or medium.
+"""The builder's inputs written from ../shared/data in `edge-rec-export build`'s formats: the shipped default
+bundle's, and validation sets that no default was tuned on, each in another language, taxonomy or medium.
 
     python -m edge_rec_export.data.validation_inputs --data ../shared/data --out work/byo
     edge-rec-export build --texts work/byo/ag_news/texts.jsonl --out bundles/ag-news        # and so on per set
+
+zh_news   the default bundle assets/zh-news: Toutiao/TNEWS titles, 15 categories, keywords, sources and FewCLUE's
+          public test set (texts), the transfer set (unlabelled), AG News titles as out-of-scope text
+          (ag_news_english, for --out-of-scope) and the simulated click log (clicks; user_simulator.py)
 
 ag_news   English news titles, 4 classes (AG News test split; 7,600 titles)
 thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + test; 20,000 titles), and FewCLUE's
@@ -110,7 +114,26 @@ def movielens(data: Path):
         yield "clicks", {"user": user, "item": movie, "time": int(when), "event": event}
 
 
-SETS = {"ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
+def zh_news(data: Path):
+    """The shipped default bundle's inputs, so that it is one run of the builder: every labelled Toutiao/TNEWS title
+    (de-duplicated, keywords merged, FewCLUE's test_public marked public), the transfer set, AG News's English
+    titles as out-of-scope text, and the simulated click log over the held-out titles."""
+    from edge_rec_export.bundle.scope_calibration import english_titles
+    from edge_rec_export.data import news_data, user_simulator
+
+    examples = news_data.read_labelled(data)
+    for i, e in enumerate(examples):
+        yield "texts", {"id": f"n{i}", "text": e.title, "label": news_data.NAMES[e.label], "keywords": e.keywords,
+                        "source": e.source, **({"public": True} if e.public else {})}
+    for text in news_data.read_transfer(data, examples):
+        yield "unlabelled", {"text": text}
+    for text in english_titles(data):
+        yield "ag_news_english", {"text": text}
+    for row in user_simulator.click_events(examples):
+        yield "clicks", {**row, "user": f"u{row['user']}", "item": f"n{row['item']}"}
+
+
+SETS = {"zh_news": zh_news, "ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
 
 
 def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:

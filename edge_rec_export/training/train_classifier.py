@@ -160,7 +160,7 @@ def held_out(data: dict[str, Split]) -> dict[str, tuple[str, np.ndarray]]:
         source = data["test"].arrays["source"]
         out.update({f"test_{name}": ("test", source == k) for k, name in enumerate(data["test"].sources)})
     if "public" in data:
-        out["tnews_test_public"] = ("public", everything["public"])
+        out["public"] = ("public", everything["public"])
     return out
 
 
@@ -269,8 +269,8 @@ HELD_OUT_SPLITS = ("val", "test", "public")  # the prepared splits held_out() dr
 
 
 def held_out_report(forward, data: dict[str, Split], tag_threshold: float = 0.5) -> dict:
-    """classifier_report on every held-out split (val, test, test_toutiao, test_tnews, tnews_test_public), with
-    `forward(rows, ids, mask)` -> ClassifierOutput run once over each prepared split."""
+    """classifier_report on every held-out split (val, test, test per source, public: a fixed public test set such
+    as FewCLUE TNEWS test_public), with `forward(rows, ids, mask)` -> ClassifierOutput run once over each split."""
     probs = {s: predict(lambda *batch: probabilities(forward(*batch)), data[s]) for s in HELD_OUT_SPLITS if s in data}
     return held_out_reports(probs, data, tag_threshold)
 
