@@ -309,3 +309,10 @@ def test_a_click_log_in_the_documented_inputs_reads_with_item_ids_and_click_rate
     assert np.isclose(items.index[r3], (1 + 5 * prior) / (2 + 5))
     assert np.isclose(items.index[items.ids.index("m0")], (1 + 5 * prior) / (1 + 5))
     assert np.isclose(items.index[items.ids.index("m9")], prior)  # its events are all held out
+    # The ranking commands read the same log through their shared flags, and the baselines' command runs on it.
+    from edge_rec_export.training import ranking_baselines
+
+    report = tmp_path / "baselines.json"
+    ranking_baselines.main(["events", "--texts", str(texts), "--clicks", str(clicks), "--out", str(report)])
+    result = json.loads(report.read_text())
+    assert result["log"] == log.name and result["baselines"]["popularity"]["test"]["n"] == len(log.test[0].shown)

@@ -1,9 +1,9 @@
 """Ranking checkpoints -> ONNX fp32 (verified) -> INT8, scored on held-out visits in onnxruntime, added to a bundle.
 
     # held-out figures of the ONNX models on a log (e.g. MovieLens), no bundle written:
-    python -m edge_rec_export.bundle.package_ranking --run work/ranking/ml --log movielens
+    python -m edge_rec_export.bundle.package_ranking movielens --run work/ranking/ml
     # the default bundle's recall and ranker models, trained on the simulated log:
-    python -m edge_rec_export.bundle.package_ranking --run work/ranking/sim --log work/sim/log.pkl.gz --bundle assets/zh-news
+    python -m edge_rec_export.bundle.package_ranking file --log-file work/sim/log.pkl.gz --run work/ranking/sim --bundle assets/zh-news
 
 The recall model (DSSM) ships in fp32: it is a few embedding rows and two small MLPs, and INT8 gains nothing there.
 Beside it ship its two sides (recall_user, recall_items: score = sigmoid(items @ user.T), checked against it), so a
@@ -26,8 +26,7 @@ from edge_rec.bundle import load_bundle
 from edge_rec.scorer import side_scores
 from edge_rec.sessions import make_session
 from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
-from edge_rec_export.data.interactions import (ClickLog, Impression, add_movielens_arguments, movielens_options,
-                                               read_log_file, read_movielens, samples)
+from edge_rec_export.data.interactions import ClickLog, Impression, add_log_arguments, read_log, samples
 from edge_rec_export.bundle.onnx_export import ParityError, check_parity, export_onnx, run_onnx
 from edge_rec_export.bundle.package_classifier import p50_ms
 from edge_rec_export.bundle.quantize import quantize_int8
@@ -183,17 +182,13 @@ def package_into(run: Path, log: ClickLog, bundle_dir: Path | None) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.bundle.package_ranking", description=__doc__.split("\n")[0])
+    add_log_arguments(ap)
     ap.add_argument("--run", type=Path, required=True, help="folder with dssm.pt, ctr_teacher.pt, ctr_student.pt")
-    ap.add_argument("--log", required=True, help="'movielens' or a gzipped pickled ClickLog")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--bundle", type=Path, help="add the models to this bundle (else only report)")
-    ap.add_argument("--seed", type=int, default=0, help="movielens: the seed the run was trained with (it draws the "
-                    "evaluation negatives)")
-    add_movielens_arguments(ap)
+    ap.add_argument("--seed", type=int, default=0, help="the seed the run was trained with (it draws the sampled "
+                    "evaluation negatives of movielens and events logs)")
     a = ap.parse_args(argv)
-    log = (read_movielens(a.data, seed=a.seed, **movielens_options(a)) if a.log == "movielens"
-           else read_log_file(Path(a.log)))
-    print(json.dumps(package_into(a.run, log, a.bundle), indent=1))
+    print(json.dumps(package_into(a.run, read_log(a, bing_vectors=True), a.bundle), indent=1))
 
 
 if __name__ == "__main__":

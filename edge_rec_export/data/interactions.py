@@ -237,6 +237,24 @@ def movielens_options(a) -> dict:
     return {"history": a.ml_history, "shown_negatives": not a.ml_no_shown_negatives}
 
 
+def read_log(a, seed: int | None = None, movielens: dict | None = None, bing_vectors: bool = False) -> ClickLog:
+    """The click log add_log_arguments' parsed flags `a` name. `seed` (default `a.seed`) draws MovieLens' and an
+    events log's sampled negatives; `movielens`: read_movielens keywords in place of the flags' (`{}`: its
+    defaults); `bing_vectors`: Bing items with their e5 title vectors (needs the e5 wheel)."""
+    seed = a.seed if seed is None else seed
+    if a.log == "movielens":
+        return read_movielens(a.data, seed=seed, **(movielens_options(a) if movielens is None else movielens))
+    if a.log == "bing":
+        if not bing_vectors:
+            return read_bing(a.data)
+        from edge_rec_export.data.text_vectors import bing_titles, e5_vectors
+
+        return read_bing(a.data, e5_vectors(bing_titles(a.data)))
+    if a.log == "file":
+        return read_log_file(a.log_file)
+    return read_events_log(a.texts, a.clicks, seed=seed)
+
+
 # ---------------------------------------------------------------- an app's own click log (edge-rec-export build)
 def read_events_log(texts: Path, clicks: Path, seed: int = 0) -> ClickLog:
     """A click log in the builder's documented inputs (`texts_input`: labelled texts with ids, events), read as

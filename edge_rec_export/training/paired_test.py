@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from edge_rec_export.data.interactions import (ClickLog, add_log_arguments, movielens_options, read_log_file,
-                                               read_events_log, read_movielens, samples)
+from edge_rec_export.data.interactions import ClickLog, add_log_arguments, read_log, samples
 from edge_rec_export.training.metrics import auc_by_group, ranking_by_group
 from edge_rec_export.training.ranking_baselines import MODELS, tuned, visit_scores
 from edge_rec_export.training.train_ranking import ItemTensors, load, score
@@ -96,10 +95,7 @@ def main(argv=None) -> None:
         runs[int(seed)] = Path(folder)
     if a.log == "bing":
         ap.error("bing has one fixed split; compare its runs with ranking_baselines' report")
-    read = {"movielens": lambda s, **kw: read_movielens(a.data, seed=s, **kw),
-            "file": lambda s, **kw: read_log_file(a.log_file),
-            "events": lambda s, **kw: read_events_log(a.texts, a.clicks, seed=s)}
-    logs = {s: (read[a.log](s, **movielens_options(a)), read[a.log](s)) for s in runs}
+    logs = {s: (read_log(a, s), read_log(a, s, movielens={})) for s in runs}
     result = compare(logs, runs, a.model, a.baseline)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

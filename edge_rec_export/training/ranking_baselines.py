@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, movielens_options, read_bing,
-                                               read_events_log, read_log_file, read_movielens, samples)
+from edge_rec_export.data.interactions import ClickLog, Impression, add_log_arguments, read_log, samples
 from edge_rec_export.training.train_ranking import report
 
 EASE_MAX_ITEMS = 6000  # EASE inverts an items x items matrix
@@ -171,10 +170,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="movielens: the seed of its evaluation negatives, as in "
                     "train_ranking (compare a model with the baselines of its own seed)")
     a = ap.parse_args(argv)
-    readers = {"movielens": lambda: read_movielens(a.data, seed=a.seed, **movielens_options(a)), "bing": lambda: read_bing(a.data),
-               "file": lambda: read_log_file(a.log_file),
-               "events": lambda: read_events_log(a.texts, a.clicks, seed=a.seed)}
-    log = readers[a.log]()
+    log = read_log(a)
     result = {"log": log.name, "baselines": baselines(log)}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

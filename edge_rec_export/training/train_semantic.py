@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from edge_rec_export.models.behaviour_encoder import BehaviourEncoderConfig, BehaviourModel
-from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, movielens_options, read_bing,
-                                               read_log_file, read_movielens, samples)
+from edge_rec_export.data.interactions import ClickLog, Impression, add_log_arguments, read_log, samples
 from edge_rec_export.training.metrics import auc
 from edge_rec_export.bundle.semantic_branch import load_compact
 from edge_rec_export.data.text_vectors import TitleEncoder, e5_title_encoder
@@ -211,12 +210,17 @@ def _tag_match(log: ClickLog, refs: np.ndarray, pool: np.ndarray, n_tags: int = 
     return g / (1 + g) * hit + 1 / (1 + g) * log.items.index[pool]
 
 
-def item_titles(name: str, data_dir: Path, log: ClickLog) -> list[str]:
-    """The title of every item row after the padding row."""
-    if name != "movielens":
+def item_titles(a, log: ClickLog) -> list[str]:
+    """The title of every item row after the padding row (`a`: add_log_arguments' parsed flags)."""
+    if a.log == "events":
+        from edge_rec_export.data.texts_input import read_labelled
+
+        title = {t.id: t.text for t in read_labelled(a.texts)}
+    elif a.log == "movielens":
+        title = {line.split("|")[0]: line.split("|")[1] for line in
+                 (Path(a.data) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
+    else:
         return log.items.ids[1:]  # the Bing and simulator logs' items are their titles
-    title = {line.split("|")[0]: line.split("|")[1] for line in
-             (Path(data_dir) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
     return [title[i] for i in log.items.ids[1:]]
 
 
@@ -239,9 +243,8 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder-lr", type=float, default=2e-5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    log = {"movielens": lambda: read_movielens(a.data, **movielens_options(a)), "bing": lambda: read_bing(a.data),
-           "file": lambda: read_log_file(a.log_file)}[a.log]()
-    encoder = (load_compact(a.branch) if a.branch else e5_title_encoder(item_titles(a.log, a.data, log), a.teacher))
+    log = read_log(a)
+    encoder = load_compact(a.branch) if a.branch else e5_title_encoder(item_titles(a, log), a.teacher)
     if len(encoder.ids) != len(log.items):
         raise SystemExit(f"{a.branch}: {len(encoder.ids) - 1} titles, but the log has {len(log.items) - 1} items")
     encoder = encoder.to(a.device).eval()
