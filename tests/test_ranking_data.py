@@ -95,6 +95,39 @@ def test_simulator_is_seeded_and_splits_by_visit():
         assert imp.history.tolist() == earlier
 
 
+def test_simulated_visits_as_click_log_events_read_back_as_the_same_visits():
+    """validation_inputs' zh_news clicks: the simulator's visits over the held-out titles as builder events, which
+    from_events turns back into the same visits (shown items, clicks, histories)."""
+    from edge_rec_export.data.corpus import Targets, assign_splits
+    from edge_rec_export.data.interactions import from_events
+    from edge_rec_export.data.texts_input import Event
+    from edge_rec_export.data.user_simulator import click_events
+
+    examples, _ = _pool()
+    cfg = SimConfig(users=6, visits=5, seed=1)
+    rows = list(click_events(examples, "13", cfg))
+    train, val, test, _ = assign_splits(examples, "13")
+    held = {id(e) for e in val + test}
+    assert {r["event"] for r in rows} <= {"click", "impression"} and {r["time"] for r in rows} == set(range(5))
+    assert all(id(examples[r["item"]]) in held for r in rows)  # only titles the classifier never trained on
+    visits = [imp for part in _visits(val + test, Targets.fit(train, 15), cfg) for imp in part]
+    assert len(rows) == sum(len(imp.shown) for imp in visits)
+    ids = sorted({str(r["item"]) for r in rows}, key=int)
+    items = ItemTable.build(ids, [[1]] * len(ids), np.zeros(len(ids)), None, ["x"], 1)
+    log = from_events([Event(str(r["user"]), str(r["item"]), r["time"], r["event"] == "click") for r in rows],
+                      items, "sim", held_out=0.2)
+    read_back = {(imp.user, imp.time): imp for imp in log.train + log.val + log.test}
+    position = {id(e): i for i, e in enumerate(examples)}
+    pool = val + test
+    # The same items clicked per visit, and the same history; as sets: a title the simulator drew twice for one
+    # visit is one shown item in the log.
+    for imp in visits:
+        back = read_back[(imp.user, imp.time)]
+        clicked = {position[id(pool[r - 1])] for r, c in zip(imp.shown, imp.clicks) if c}
+        assert {int(items.ids[r]) for r, c in zip(back.shown, back.clicks) if c} == clicked
+        assert {int(items.ids[r]) for r in back.history} == {position[id(pool[r - 1])] for r in imp.history}
+
+
 def test_ctr_model_learns_interest_from_history():
     """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
     from edge_rec_export.models.ctr import CTRConfig, CTRModel
