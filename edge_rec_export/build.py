@@ -22,6 +22,7 @@ from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
 
 MIN_PER_CLASS = 20  # training texts below which a class is warned as too small to learn
 QUICK_TEXTS = 3000  # a --quick build trains on at most this many labelled texts (and as many unlabelled)
+QUICK_USERS = 300  # and its ranking models on the click log's events of at most this many users
 
 
 @dataclass
@@ -108,6 +109,16 @@ def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool, sa
     return Corpus(name, labels, labels, examples, transfer), by_id
 
 
+def users_sample(events: list[texts_input.Event], n: int, say=print) -> list[texts_input.Event]:
+    """Every event of `n` users drawn at random (seeded), or all events where the log has no more users."""
+    users = sorted({e.user for e in events})
+    if len(users) <= n:
+        return events
+    kept = set(random.Random(0).sample(users, n))
+    say(f"--quick: the click log's events of {n} of its {len(users)} users")
+    return [e for e in events if e.user in kept]
+
+
 def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
     """The scripts (edge_rec.scope.SCRIPTS) of at least `min_share` of the corpus's letter units."""
     counts = Counter(name for t in texts for u in letter_units(t) for name, test in SCRIPTS.items() if test(u))
@@ -139,6 +150,8 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         scripts = scripts_of([e.title for e in corpus.examples])
         lang = "zh" if "Han" in scripts else "en" if scripts == ("Latin",) else "und"
     events = texts_input.read_events(clicks, set(by_id)) if clicks else None  # checked before any training
+    if quick and events:
+        events = users_sample(events, QUICK_USERS, say)
     foreign = {out_of_scope.stem: texts_input.read_unlabelled(out_of_scope)} if out_of_scope else {}
     recipe = Recipe.resolve(name, lang, device, int(0.8 * len(corpus.examples)), quick)
     work.mkdir(parents=True, exist_ok=True)

@@ -225,6 +225,17 @@ def test_labels_order_must_list_each_label_once(tmp_path, capsys, labels, messag
     assert message in capsys.readouterr().err and not (tmp_path / "b").exists()
 
 
+def test_quick_keeps_every_event_of_a_sample_of_users():
+    from edge_rec_export.build import users_sample
+    from edge_rec_export.data.texts_input import Event
+
+    events = [Event(f"u{u}", f"i{k}", k, k % 2 == 0) for u in range(40) for k in range(3)]
+    kept = users_sample(events, 10, say=lambda *_: None)
+    users = {e.user for e in kept}
+    assert len(users) == 10 and len(kept) == 30 and kept == [e for e in events if e.user in users]
+    assert users_sample(events, 10, say=lambda *_: None) == kept and users_sample(events, 40) is events
+
+
 def test_out_must_be_new_empty_or_a_bundle(tmp_path, capsys):
     texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
     mine = tmp_path / "my-folder"
