@@ -182,17 +182,12 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     say(f"recipe: {asdict(recipe)}")
     step(f"cache the frozen teacher layers {keep}", prep / "cache" / "done.json",
          lambda: tc.build_cache(prep, keep, dev))
-
-    def seeded(run):
-        """A training step seeds torch first (its new layers' initial weights), as the step commands' --seed 0."""
-        return lambda: (torch.manual_seed(0), run())
-
-    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", seeded(lambda: tc.finetune(
+    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
         prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
-        WideConfig(recipe.wide_buckets, recipe.wide_dim))))
-    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", seeded(lambda: tc.distill(
+        WideConfig(recipe.wide_buckets, recipe.wide_dim)))
+    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", lambda: tc.distill(
         prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
-        recipe.batch, 2.0, dev)))
+        recipe.batch, 2.0, dev))
     step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it
@@ -238,7 +233,7 @@ def rank(bundle_dir: Path, texts: Path, clicks: Path, work: Path, epochs: int = 
     from edge_rec_export.bundle.bundle_writer import write_manifest
 
     bundle = load_bundle(bundle_dir)  # a bundle, every file verified, before any training
-    by_id = {t.id: t.text for t in texts_input.read_labelled(texts) if t.id is not None}
+    by_id = {i: t.text for i, t in texts_input.labelled_by_id(texts).items()}
     events = texts_input.read_events(clicks, set(by_id))
     say(f"== recall + ranker of {bundle.name} from the click log")
     figures = build_ranking(events, by_id, bundle_dir, work, bundle.name, epochs, say)

@@ -389,8 +389,10 @@ def cached_forward(model: ContentClassifierModel, cache: dict, data: dict, first
 
 
 def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device,
-             tag_pos_weight: float = 1.0, wide: WideConfig = WideConfig()) -> None:
-    """Fine-tune the top `top` layers + MMoE heads (+ the wide part) on the cached output of the frozen layers below."""
+             tag_pos_weight: float = 1.0, wide: WideConfig = WideConfig(), seed: int = 0) -> None:
+    """Fine-tune the top `top` layers + MMoE heads (+ the wide part) on the cached output of the frozen layers below.
+    `seed` fixes the new heads' initial weights."""
+    torch.manual_seed(seed)
     data, meta = load_prep(prep)
     log = logger(out.with_suffix(".log"))
     model = teacher_model(prep, meta, wide).to(device)
@@ -416,11 +418,12 @@ def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int
 
 
 def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
-            temperature: float, device) -> None:
+            temperature: float, device, seed: int = 0) -> None:
     """Student initialised from evenly spaced teacher layers (the wide part, heads and projection copied whole);
     loss = KD(T) + 0.5 CE + tag BCE (teacher/gold mix) + index MSE to the teacher + hidden-state MSE to the mapped
     teacher layers + (1 - cos) to the teacher vector. Where the prep has a transfer set, its unlabelled titles join
-    the training rows with the teacher's targets alone."""
+    the training rows with the teacher's targets alone. `seed` seeds torch first, as finetune's."""
+    torch.manual_seed(seed)
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
@@ -581,12 +584,11 @@ def main(argv=None) -> None:
     device = torch.device(a.device)
     if a.cmd == "cache":
         return build_cache(a.prep, [int(k) for k in a.keep.split(",")], device)
-    torch.manual_seed(a.seed)
     if a.cmd == "finetune":
         finetune(a.prep, a.out, a.top, a.epochs, a.lr, a.batch, device, a.tag_pos_weight,
-                 WideConfig(a.wide_buckets, a.wide_dim))
+                 WideConfig(a.wide_buckets, a.wide_dim), a.seed)
     else:
-        distill(a.prep, a.teacher, a.layers, a.out, a.epochs, a.lr, a.batch, a.temperature, device)
+        distill(a.prep, a.teacher, a.layers, a.out, a.epochs, a.lr, a.batch, a.temperature, device, a.seed)
 
 
 if __name__ == "__main__":
