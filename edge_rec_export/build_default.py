@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("assets/zh-news"))
     a = ap.parse_args(argv)
     inputs = a.inputs / "zh_news"
-    if not (inputs / "clicks.jsonl").exists():  # written last
+    if not (inputs / "clicks.jsonl").exists():  # validation_inputs.write renames its files into place when done
         validation_inputs.write(a.data, a.inputs, ["zh_news"])
     return cli.main(["build", "--texts", str(inputs / "texts.jsonl"), "--unlabelled", str(inputs / "unlabelled.jsonl"),
                      "--clicks", str(inputs / "clicks.jsonl"), "--out-of-scope", str(inputs / "ag_news_english.jsonl"),

@@ -137,8 +137,9 @@ SETS = {"zh_news": zh_news, "ag_news": ag_news, "thucnews": thucnews, "kuairec":
 
 
 def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:
-    """Each set's rows into out/<set>/texts.jsonl, clicks.jsonl and unlabelled.jsonl (the last two where it has
-    any); returns the row counts."""
+    """Each set's rows into out/<set>/<kind>.jsonl (texts, and where the set has them unlabelled, clicks,
+    ag_news_english); returns the row counts. A set's files appear together once all are written, so an
+    interrupted run leaves no partial file behind for a build to read."""
     counts = {}
     for name in names:
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -147,12 +148,14 @@ def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]
         try:
             for kind, row in SETS[name](data):
                 if kind not in files:
-                    files[kind] = open(out / name / f"{kind}.jsonl", "w", encoding="utf-8")
+                    files[kind] = open(out / name / f"{kind}.jsonl.part", "w", encoding="utf-8")
                 files[kind].write(json.dumps(row, ensure_ascii=False) + "\n")
                 n[kind] = n.get(kind, 0) + 1
         finally:
             for f in files.values():
                 f.close()
+        for kind in files:
+            (out / name / f"{kind}.jsonl.part").replace(out / name / f"{kind}.jsonl")
         counts[name] = n
     return counts
 
