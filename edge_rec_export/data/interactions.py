@@ -261,9 +261,9 @@ def read_events_log(texts: Path, clicks: Path, seed: int = 0) -> ClickLog:
     read_movielens reads MovieLens: item labels are the text's own labels (primary, then secondary) plus its id
     label; c is the item's click rate among its events before the first held-out visit, shrunk toward the overall
     rate by 5 pseudo-events. Visits and the split as `from_events` makes them (the builder's protocol)."""
-    from edge_rec_export.data.texts_input import read_events, read_labelled
+    from edge_rec_export.data.texts_input import labelled_by_id, read_events
 
-    by_id = {t.id: t for t in read_labelled(texts) if t.id is not None}
+    by_id = labelled_by_id(texts)
     events = read_events(clicks, set(by_id))
     ids = sorted({e.item for e in events})
     names = list(dict.fromkeys(n for i in ids for n in (by_id[i].label, *by_id[i].labels)))

@@ -158,6 +158,11 @@ def read_labelled(path: Path) -> list[LabelledText]:
     return out
 
 
+def labelled_by_id(path: Path) -> dict[str, LabelledText]:
+    """The labelled texts that have an `id`, by id: the items a click log refers to."""
+    return {t.id: t for t in read_labelled(path) if t.id is not None}
+
+
 def read_unlabelled(path: Path) -> list[str]:
     out = [_text(path, n, row) for n, row in rows(path, allow_text_lines=True)]
     if not out:

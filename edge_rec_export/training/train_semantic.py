@@ -213,9 +213,9 @@ def _tag_match(log: ClickLog, refs: np.ndarray, pool: np.ndarray, n_tags: int = 
 def item_titles(a, log: ClickLog) -> list[str]:
     """The title of every item row after the padding row (`a`: add_log_arguments' parsed flags)."""
     if a.log == "events":
-        from edge_rec_export.data.texts_input import read_labelled
+        from edge_rec_export.data.texts_input import labelled_by_id
 
-        title = {t.id: t.text for t in read_labelled(a.texts)}
+        title = {i: t.text for i, t in labelled_by_id(a.texts).items()}
     elif a.log == "movielens":
         title = {line.split("|")[0]: line.split("|")[1] for line in
                  (Path(a.data) / "movielens_100k" / "u.item").read_text(encoding="latin-1").splitlines() if line}
