@@ -287,6 +287,6 @@ def summary(bundle, say) -> None:
         f"{lat[f'student_{precision}_onnx_p50_ms']} ms, "
         f"teacher {lat['teacher_fp32_torch_eager_p50_ms']} ms")
     if "ranking" in m:
-        r = m["ranking"]
-        say(f"ranker test gAUC {r['ctr_student_int8_onnx']['gauc']} beside popularity "
+        r, shipped = m["ranking"], m["ranking"]["ranker_precision"]
+        say(f"ranker ({shipped}, shipped) test gAUC {r[f'ctr_student_{shipped}_onnx']['gauc']} beside popularity "
             f"{r['baselines']['popularity']['test']['gauc']}")
