@@ -25,6 +25,10 @@ class ItemTable:
     index: np.ndarray  # (n,) float32 category index c
     vectors: np.ndarray  # (n, V) float32 semantic vectors; V = 0 when the log has none
     label_names: list[str]
+    # From the training visits (`add_item_stats`): each item's row in the id embedding (0: no training events, content
+    # alone) and its popularity at the end of the training period (log-scaled time-decayed clicks, in [0, 1]).
+    identity: np.ndarray | None = None  # (n,) int64
+    popularity: np.ndarray | None = None  # (n,) float32
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -51,6 +55,7 @@ class Impression:
     shown: np.ndarray  # (s,) item rows
     clicks: np.ndarray  # (s,) 1.0 clicked, 0.0 shown and not clicked
     real: int | None = None  # the first `real` shown items were really exposed, the rest are sampled; None = all
+    pop: np.ndarray | None = None  # (s,) each shown item's popularity as known at this visit (`add_item_stats`)
 
 
 @dataclass
@@ -73,6 +78,7 @@ class Samples:
     y: np.ndarray  # (S,) float32 click
     group: np.ndarray  # (S,) impression number, for per-user/per-list metrics
     user: np.ndarray  # (S,)
+    pop: np.ndarray | None = None  # (S,) float32 the target's popularity at its visit; None where the log has none
 
     def __len__(self) -> int:
         return len(self.y)
@@ -84,6 +90,8 @@ def samples(impressions: list[Impression], history_length: int) -> Samples:
     hist = np.zeros((n, history_length), dtype=np.int64)
     target, y = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float32)
     group, user = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    with_pop = bool(impressions) and impressions[0].pop is not None
+    pop = np.zeros(n, dtype=np.float32) if with_pop else None
     row = 0
     for g, imp in enumerate(impressions):
         h = imp.history[-history_length:]
@@ -92,8 +100,66 @@ def samples(impressions: list[Impression], history_length: int) -> Samples:
             hist[row:row + s, history_length - len(h):] = h
         target[row:row + s], y[row:row + s] = imp.shown, imp.clicks
         group[row:row + s], user[row:row + s] = g, imp.user
+        if with_pop:
+            pop[row:row + s] = imp.pop
         row += s
-    return Samples(hist, target, y, group, user)
+    return Samples(hist, target, y, group, user, pop)
+
+
+def add_item_stats(log: ClickLog, half_life_share: float = 0.1) -> None:
+    """What a ranker can learn about items that recur in a log, set in place: `items.identity` (a row of the id
+    embedding for each item with training events, 0 for the others, which are then read by their content alone),
+    `items.popularity` (at the end of the training period) and every visit's `pop`.
+
+    Popularity is the item's training clicks before the visit, each weighted 2^(-age / half-life) (the half-life a
+    `half_life_share` of the training period, so old hits fade), as log1p and divided by the largest log1p at the
+    end of training. A training visit reads the clicks strictly before it (never its own); held-out visits read the
+    end-of-training value, the snapshot a device gets with the bundle."""
+    items = log.items
+    exposed = np.zeros(len(items), dtype=bool)
+    times, clicked = [], []
+    for imp in log.train:
+        real = len(imp.shown) if imp.real is None else imp.real
+        exposed[imp.shown[:real]] = True
+        exposed[imp.history] = True
+        hits = imp.shown[imp.clicks > 0]
+        clicked.append(hits)
+        times.append(np.full(len(hits), imp.time, dtype=np.float64))
+    exposed[PAD] = False
+    items.identity = np.where(exposed, np.cumsum(exposed), 0).astype(np.int64)
+    clicked = np.concatenate(clicked or [np.zeros(0, np.int64)])
+    times = np.concatenate(times or [np.zeros(0)])
+    start = float(times.min()) if len(times) else 0.0
+    end = float(times.max()) if len(times) else 0.0
+    half_life = max(end - start, 1.0) * half_life_share
+    decayed = DecayedCounts(clicked, times, start, half_life)
+    at_end = decayed.at(np.arange(len(items)), np.full(len(items), np.nextafter(end, np.inf)))
+    scale = float(np.log1p(at_end.max())) or 1.0
+    items.popularity = (np.log1p(at_end) / scale).astype(np.float32)
+    for imp in log.train:
+        imp.pop = (np.log1p(decayed.at(imp.shown, np.full(len(imp.shown), float(imp.time)))) / scale
+                   ).astype(np.float32)
+    for imp in log.val + log.test:
+        imp.pop = items.popularity[imp.shown]
+
+
+class DecayedCounts:
+    """sum over an item's clicks at t_k < t of 2^(-(t - t_k) / half_life), for many (item, t) queries at once."""
+
+    def __init__(self, items: np.ndarray, times: np.ndarray, start: float, half_life: float):
+        self.start, self.half_life = start, half_life
+        self.width = float(times.max(initial=start) - start) + 2.0  # one item's keys: item * width + [0, span + 1]
+        keys = items * self.width + (times - start)
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        weights = np.exp2((times[order] - start) / half_life)  # exponents stay small: times are within the log
+        self.cum = np.concatenate([[0.0], np.cumsum(weights)])
+
+    def at(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
+        rel = np.clip(times - self.start, -0.5, self.width - 1.0)
+        before = np.searchsorted(self.keys, items * self.width + rel, side="left")  # clicks < (item, t)
+        first = np.searchsorted(self.keys, items * self.width - 0.5, side="left")  # the item's first click
+        return (self.cum[before] - self.cum[first]) * np.exp2(-(times - self.start) / self.half_life)
 
 
 # ---------------------------------------------------------------- MovieLens-100k

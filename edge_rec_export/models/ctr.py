@@ -1,12 +1,14 @@
 """The CTR ranking model of seed 001: the second interaction rate p of a candidate given the user's clicks.
 
-1. Order-feature extraction: each item -> label-bag embedding, category index c and (optionally) its projected
-   semantic vector -> item vector e (d).
+1. Order-feature extraction: each item -> label-bag embedding, category index c, (optionally) its projected
+   semantic vector and (where items recur in the log) its id embedding -> item vector e (d). An id the log never
+   had is row 0, a zero embedding: such an item is read by its content alone.
 2. Interest tracking: a GRU over the clicked sequence e_1..e_H -> interest states s_1..s_H.
 3. Interest enhancement against the candidate: attention a_t = softmax_t(s_t . W e_cand), then an attention-updated
    GRU (AUGRU: the update gate scaled by a_t) over s_1..s_H, so interests relevant to the candidate dominate the
    final state and drift in the sequence is followed.
-4. Relevance network: MLP over [final AUGRU state, attention-pooled interest, e_cand, interest * candidate] -> logit.
+4. Relevance network: MLP over [final AUGRU state, attention-pooled interest, e_cand, interest * candidate] and,
+   where the log gives it, the candidate's popularity up to the visit -> logit.
 
 The GRUs are written as cells unrolled over the fixed history length so that the ONNX graph is plain MatMuls
 (quantizable, no Loop/Scan). History rows may be one user (Bh = 1) shared by N candidates, or one per candidate.
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from edge_rec_export.models.encoder import require_positive
-from edge_rec_export.models.item_features import LabelBag
+from edge_rec_export.models.item_features import IdEmbedding, LabelBag
 
 MASK_LOGIT = -1e4
 
@@ -30,6 +32,8 @@ class CTRConfig:
     n_labels: int
     max_labels: int = 4
     vector_dim: int = 0  # 0: items carry no semantic vector
+    n_items: int = 0  # items with an id embedding (rows 1..n_items); 0: items are read by their content alone
+    popularity: bool = False  # the candidate's popularity (cand_pop) is an input of the relevance network
     history_length: int = 50
     label_dim: int = 32
     vector_proj: int = 32
@@ -41,28 +45,31 @@ class CTRConfig:
     def __post_init__(self):
         require_positive(self, ("n_labels", "max_labels", "history_length", "label_dim", "vector_proj", "item_dim",
                                 "hidden", "mlp"))
-        if self.vector_dim < 0 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"CTRConfig: vector_dim must be >= 0 and dropout in [0, 1), got {self.vector_dim}, "
-                             f"{self.dropout}")
+        if self.vector_dim < 0 or self.n_items < 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"CTRConfig: vector_dim and n_items must be >= 0 and dropout in [0, 1), got "
+                             f"{self.vector_dim}, {self.n_items}, {self.dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class ItemEncoder(nn.Module):
-    """labels (..., K), index (...), vector (..., V) -> (..., item_dim)."""
+    """labels (..., K), index (...), vector (..., V), item (...) id row -> (..., item_dim)."""
 
     def __init__(self, cfg: CTRConfig):
         super().__init__()
         self.bag = LabelBag(cfg.n_labels, cfg.label_dim)
         self.vector = nn.Linear(cfg.vector_dim, cfg.vector_proj) if cfg.vector_dim else None
-        width = cfg.label_dim + 1 + (cfg.vector_proj if cfg.vector_dim else 0)
+        self.ids = IdEmbedding(cfg.n_items, cfg.label_dim) if cfg.n_items else None
+        width = cfg.label_dim * (2 if cfg.n_items else 1) + 1 + (cfg.vector_proj if cfg.vector_dim else 0)
         self.out = nn.Sequential(nn.Linear(width, cfg.item_dim), nn.GELU())
 
-    def forward(self, labels, index, vector=None) -> torch.Tensor:
+    def forward(self, labels, index, vector=None, item=None) -> torch.Tensor:
         parts = [self.bag(labels), index[..., None]]
         if self.vector is not None:
             parts.append(self.vector(vector))
+        if self.ids is not None:
+            parts.append(self.ids(item))
         return self.out(torch.cat(parts, dim=-1))
 
 
@@ -85,8 +92,8 @@ class GRUCell(nn.Module):
 
 
 class CTRModel(nn.Module):
-    input_names = ("hist_labels", "hist_index", "hist_vector", "hist_mask", "cand_labels", "cand_index",
-                   "cand_vector")
+    input_names = ("hist_labels", "hist_index", "hist_vector", "hist_item", "hist_mask", "cand_labels", "cand_index",
+                   "cand_vector", "cand_item", "cand_pop")
 
     def __init__(self, cfg: CTRConfig):
         super().__init__()
@@ -95,16 +102,17 @@ class CTRModel(nn.Module):
         self.track = GRUCell(cfg.item_dim, cfg.hidden)
         self.query = nn.Linear(cfg.item_dim, cfg.hidden, bias=False)
         self.enhance = GRUCell(cfg.hidden, cfg.hidden)
-        self.relevance = nn.Sequential(nn.Linear(3 * cfg.hidden + cfg.item_dim, cfg.mlp), nn.GELU(),
-                                       nn.Dropout(cfg.dropout), nn.Linear(cfg.mlp, 1))
+        width = 3 * cfg.hidden + cfg.item_dim + (2 if cfg.popularity else 0)
+        self.relevance = nn.Sequential(nn.Linear(width, cfg.mlp), nn.GELU(), nn.Dropout(cfg.dropout),
+                                       nn.Linear(cfg.mlp, 1))
 
     @property
     def feed_names(self) -> tuple[str, ...]:
-        return tuple(n for n in self.input_names if self.cfg.vector_dim or not n.endswith("_vector"))
+        return feed_names(self.input_names, self.cfg)
 
-    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None) -> torch.Tensor:
+    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None, hist_item=None) -> torch.Tensor:
         """Interest tracking: hist_* (Bh, H, ...) -> GRU states (Bh, H, g); padded steps keep the state."""
-        e_hist = self.item(hist_labels, hist_index, hist_vector)  # (Bh, H, d)
+        e_hist = self.item(hist_labels, hist_index, hist_vector, hist_item)  # (Bh, H, d)
         s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
         states = []
         for t in range(hist_labels.shape[1]):
@@ -121,26 +129,39 @@ class CTRModel(nn.Module):
         return attn, (attn[..., None] * states).sum(dim=1)
 
     def features(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-                 cand_vector=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The relevance network's input (N, 3g + d), plus the interest states (N, H, g) and mask (N, H)."""
+                 cand_vector=None, hist_item=None, cand_item=None, cand_pop=None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The relevance network's input (N, 3g + d [+ 2]), plus the interest states (N, H, g) and mask (N, H)."""
         n = cand_labels.shape[0]
-        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector).expand(n, -1, -1)
+        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector, hist_item).expand(n, -1, -1)
         mask = hist_mask.expand(n, -1)
-        e_cand = self.item(cand_labels, cand_index, cand_vector)  # (N, d)
+        e_cand = self.item(cand_labels, cand_index, cand_vector, cand_item)  # (N, d)
         q = self.query(e_cand)  # (N, g)
         attn, pooled = self.attend(states, mask, q)
         h = e_cand.new_zeros(n, self.cfg.hidden)
         for t in range(states.shape[1]):  # interest enhancement (AUGRU)
             h = h + mask[:, t, None] * (self.enhance(states[:, t], h, attn[:, t]) - h)
-        return torch.cat([h, pooled, pooled * q, e_cand], dim=-1), states, mask
+        parts = [h, pooled, pooled * q, e_cand]
+        if self.cfg.popularity:  # the value and whether the item has any clicks at all
+            parts += [cand_pop[:, None], (cand_pop[:, None] > 0).to(cand_pop.dtype)]
+        return torch.cat(parts, dim=-1), states, mask
 
     def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-               cand_vector=None) -> torch.Tensor:
+               cand_vector=None, hist_item=None, cand_item=None, cand_pop=None) -> torch.Tensor:
         """hist_* (Bh, H, ...) with Bh = 1 or N, hist_mask (Bh, H) float; cand_* (N, ...) -> logits (N,)."""
-        z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector)[0]
+        z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector,
+                          hist_item, cand_item, cand_pop)[0]
         return self.relevance(z).squeeze(-1)
 
     def forward(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-                cand_vector=None) -> torch.Tensor:
+                cand_vector=None, hist_item=None, cand_item=None, cand_pop=None) -> torch.Tensor:
         return torch.sigmoid(self.logits(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector,
-                                          cand_vector))
+                                          cand_vector, hist_item, cand_item, cand_pop))
+
+
+def feed_names(names: tuple[str, ...], cfg) -> tuple[str, ...]:
+    """The inputs among `names` a ranking model with config `cfg` reads: vectors, ids and popularity only where
+    its config has them."""
+    off = {"_vector": not getattr(cfg, "vector_dim", 0), "_item": not getattr(cfg, "n_items", 0),
+           "_pop": not getattr(cfg, "popularity", False)}
+    return tuple(n for n in names if not any(n.endswith(suffix) and skip for suffix, skip in off.items()))

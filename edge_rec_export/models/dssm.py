@@ -1,7 +1,8 @@
 """DSSM two-tower recall model over label features (seed 000, S3 model recall): the first interaction rate.
 
 User tower: the mean label embedding of the user's history items -> MLP -> unit vector. Item tower: the item's
-label embedding and category index c -> MLP -> unit vector. Score: sigmoid(scale * cosine + bias). It is cheap
+label embedding and category index c -> MLP -> unit vector. Where items recur in the log, each item's id embedding
+(row 0, zeros, for an id the log never had) is added to its label embedding on both sides. Score: sigmoid(scale * cosine + bias). It is cheap
 enough to score thousands of candidates per call.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge_rec_export.models.encoder import require_positive
-from edge_rec_export.models.item_features import LabelBag, masked_mean
+from edge_rec_export.models.ctr import feed_names
+from edge_rec_export.models.item_features import IdEmbedding, LabelBag, masked_mean
 
 
 @dataclass
@@ -24,9 +26,12 @@ class DSSMConfig:
     label_dim: int = 32
     hidden: int = 64
     out_dim: int = 32
+    n_items: int = 0  # items with an id embedding; 0: content alone
 
     def __post_init__(self):
         require_positive(self, ("n_labels", "max_labels", "history_length", "label_dim", "hidden", "out_dim"))
+        if self.n_items < 0:
+            raise ValueError(f"DSSMConfig: n_items must be >= 0, got {self.n_items}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,41 +42,51 @@ def tower(n_in: int, hidden: int, out: int) -> nn.Sequential:
 
 
 class DSSM(nn.Module):
-    input_names = ("hist_labels", "hist_mask", "cand_labels", "cand_index")
-    feed_names = input_names  # the same for every config (CTRModel's depend on vector_dim)
+    input_names = ("hist_labels", "hist_item", "hist_mask", "cand_labels", "cand_item", "cand_index")
 
     def __init__(self, cfg: DSSMConfig):
         super().__init__()
         self.cfg = cfg
         self.bag = LabelBag(cfg.n_labels, cfg.label_dim)
+        self.ids = IdEmbedding(cfg.n_items, cfg.label_dim) if cfg.n_items else None
         self.user_tower = tower(cfg.label_dim, cfg.hidden, cfg.out_dim)
         self.item_tower = tower(cfg.label_dim + 1, cfg.hidden, cfg.out_dim)
         self.scale = nn.Parameter(torch.tensor(5.0))
         self.bias = nn.Parameter(torch.tensor(0.0))
 
-    def user_side(self, hist_labels, hist_mask) -> torch.Tensor:
-        """hist_labels (Bh, H, K), hist_mask (Bh, H) -> (Bh, D + 1): [scale * unit user vector, bias]."""
-        user = F.normalize(self.user_tower(masked_mean(self.bag(hist_labels), hist_mask)), dim=-1)
+    @property
+    def feed_names(self) -> tuple[str, ...]:
+        return feed_names(self.input_names, self.cfg)
+
+    def embed(self, labels, item=None) -> torch.Tensor:
+        """labels (..., K), item (...) -> (..., label_dim): the label bag plus the id embedding."""
+        return self.bag(labels) if self.ids is None else self.bag(labels) + self.ids(item)
+
+    def user_side(self, hist_labels, hist_mask, hist_item=None) -> torch.Tensor:
+        """hist_labels (Bh, H, K), hist_mask (Bh, H), hist_item (Bh, H) -> (Bh, D + 1): [scale * unit user vector,
+        bias]."""
+        user = F.normalize(self.user_tower(masked_mean(self.embed(hist_labels, hist_item), hist_mask)), dim=-1)
         return torch.cat([self.scale * user, self.bias.expand(len(user), 1)], dim=-1)
 
-    def item_side(self, cand_labels, cand_index) -> torch.Tensor:
-        """cand_labels (N, K), cand_index (N,) -> (N, D + 1): [unit item vector, 1]."""
-        item = F.normalize(self.item_tower(torch.cat([self.bag(cand_labels), cand_index[:, None]], dim=-1)), dim=-1)
+    def item_side(self, cand_labels, cand_index, cand_item=None) -> torch.Tensor:
+        """cand_labels (N, K), cand_index (N,), cand_item (N,) -> (N, D + 1): [unit item vector, 1]."""
+        item = F.normalize(self.item_tower(torch.cat([self.embed(cand_labels, cand_item), cand_index[:, None]],
+                                                     dim=-1)), dim=-1)
         return torch.cat([item, torch.ones_like(item[:, :1])], dim=-1)
 
-    def logits(self, hist_labels, hist_mask, cand_labels, cand_index) -> torch.Tensor:
+    def logits(self, hist_labels, hist_mask, cand_labels, cand_index, hist_item=None, cand_item=None) -> torch.Tensor:
         """hist_labels (Bh, H, K), hist_mask (Bh, H), cand_labels (N, K), cand_index (N,); Bh is 1 or N -> (N,):
         scale * cosine(user, item) + bias, one dot product of the two sides, so a catalogue's item sides can be
         computed once and each user scored against all of them with a matrix-vector product."""
-        return (self.user_side(hist_labels, hist_mask) * self.item_side(cand_labels, cand_index)).sum(dim=-1)
+        return (self.user_side(hist_labels, hist_mask, hist_item)
+                * self.item_side(cand_labels, cand_index, cand_item)).sum(dim=-1)
 
-    def forward(self, hist_labels, hist_mask, cand_labels, cand_index) -> torch.Tensor:
-        return torch.sigmoid(self.logits(hist_labels, hist_mask, cand_labels, cand_index))
+    def forward(self, hist_labels, hist_mask, cand_labels, cand_index, hist_item=None, cand_item=None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(hist_labels, hist_mask, cand_labels, cand_index, hist_item, cand_item))
 
 
 class DSSMSide(nn.Module):
     """One side of a DSSM as a graph of its own (DSSMUser, DSSMItems): the recall score is sigmoid(items @ user.T)."""
-    feed_names: tuple[str, ...] = ()
 
     def __init__(self, dssm: DSSM):
         super().__init__()
@@ -79,16 +94,22 @@ class DSSMSide(nn.Module):
 
 
 class DSSMUser(DSSMSide):
-    """(hist_labels, hist_mask) -> user (1, D + 1)."""
-    feed_names = ("hist_labels", "hist_mask")
+    """(hist_labels, hist_mask[, hist_item]) -> user (1, D + 1)."""
 
-    def forward(self, hist_labels, hist_mask) -> torch.Tensor:
-        return self.dssm.user_side(hist_labels, hist_mask)
+    @property
+    def feed_names(self) -> tuple[str, ...]:
+        return feed_names(("hist_labels", "hist_mask", "hist_item"), self.cfg)
+
+    def forward(self, hist_labels, hist_mask, hist_item=None) -> torch.Tensor:
+        return self.dssm.user_side(hist_labels, hist_mask, hist_item)
 
 
 class DSSMItems(DSSMSide):
-    """(cand_labels, cand_index) -> items (N, D + 1)."""
-    feed_names = ("cand_labels", "cand_index")
+    """(cand_labels, cand_index[, cand_item]) -> items (N, D + 1)."""
 
-    def forward(self, cand_labels, cand_index) -> torch.Tensor:
-        return self.dssm.item_side(cand_labels, cand_index)
+    @property
+    def feed_names(self) -> tuple[str, ...]:
+        return feed_names(("cand_labels", "cand_index", "cand_item"), self.cfg)
+
+    def forward(self, cand_labels, cand_index, cand_item=None) -> torch.Tensor:
+        return self.dssm.item_side(cand_labels, cand_index, cand_item)

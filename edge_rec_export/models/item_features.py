@@ -21,3 +21,17 @@ class LabelBag(nn.Module):
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """x (B, T, D), mask (B, T) float -> (B, D), zeros where the mask is empty."""
     return (x * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+class IdEmbedding(nn.Module):
+    """Item id rows (...), 0 = an id without an embedding (never in the training log) -> (..., dim); zeros for 0."""
+
+    def __init__(self, n_items: int, dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        nn.init.normal_(self.embed.weight, std=0.05)
+        with torch.no_grad():
+            self.embed.weight[0].zero_()
+
+    def forward(self, item: torch.Tensor) -> torch.Tensor:
+        return self.embed(item)

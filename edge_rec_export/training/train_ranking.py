@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.dssm import DSSM, DSSMConfig
@@ -31,20 +32,27 @@ class ItemTensors:
         self.labels = torch.from_numpy(items.labels).to(device)
         self.index = torch.from_numpy(items.index).to(device)
         self.vectors = torch.from_numpy(items.vectors.astype(np.float32)).to(device)
+        identity = np.zeros(len(items), np.int64) if items.identity is None else items.identity
+        self.identity = torch.from_numpy(identity).to(device)
         self.device = device
 
-    def feeds(self, hist: np.ndarray, target: np.ndarray, names=None) -> dict[str, torch.Tensor]:
-        """Every feed, or only those in `names` (a model's `feed_names`)."""
+    def feeds(self, hist: np.ndarray, target: np.ndarray, names=None, pop: np.ndarray | None = None
+              ) -> dict[str, torch.Tensor]:
+        """Every feed, or only those in `names` (a model's `feed_names`); `pop` (N,): the targets' popularity at
+        their visits."""
         h = torch.from_numpy(hist).to(self.device)
         t = torch.from_numpy(target).to(self.device)
         out = {"hist_labels": self.labels[h], "hist_index": self.index[h], "hist_vector": self.vectors[h],
-               "hist_mask": (h > 0).float(), "cand_labels": self.labels[t], "cand_index": self.index[t],
-               "cand_vector": self.vectors[t]}
+               "hist_item": self.identity[h], "hist_mask": (h > 0).float(), "cand_labels": self.labels[t],
+               "cand_index": self.index[t], "cand_vector": self.vectors[t], "cand_item": self.identity[t],
+               "cand_pop": torch.from_numpy(np.zeros(len(target), np.float32) if pop is None
+                                            else pop.astype(np.float32)).to(self.device)}
         return out if names is None else {k: out[k] for k in names}
 
 
 def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Tensor:
-    return model.logits(**tensors.feeds(s.hist[idx], s.target[idx], model.feed_names))
+    return model.logits(**tensors.feeds(s.hist[idx], s.target[idx], model.feed_names,
+                                         None if s.pop is None else s.pop[idx]))
 
 
 @torch.no_grad()
@@ -71,7 +79,8 @@ def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = N
         if channel_t is None:
             out = logits(model, tensors, train, idx)
         else:
-            out, channel = model.both(**tensors.feeds(train.hist[idx], train.target[idx], model.feed_names))
+            out, channel = model.both(**tensors.feeds(train.hist[idx], train.target[idx], model.feed_names,
+                                                      None if train.pop is None else train.pop[idx]))
         loss = F.binary_cross_entropy_with_logits(out, y[idx])
         if soft_t is not None:
             loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])
@@ -84,18 +93,33 @@ def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = N
 
 def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: int, lr: float, batch: int,
         seed: int, soft: np.ndarray | None = None, alpha: float = 0.5, patience: int = 2, objective=None,
-        log=print) -> dict:
-    """Adam on `objective(model, batch rows) -> loss` (default: `click_loss`); keeps the best val AUC."""
+        log=print, resume: Path | None = None) -> dict:
+    """Adam on `objective(model, batch rows) -> loss` (default: `click_loss`); keeps the best val AUC, stopping
+    after `patience` epochs without a better one. With `resume`, every finished epoch is saved there (model,
+    optimizer, shuffling state, the best so far) and a run that finds the file goes on after its last epoch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     objective = objective or click_loss(tensors, train, soft, alpha)
-    best, best_state, waited = -1.0, None, 0
-    for epoch in range(epochs):
+    best, best_state, waited, start = -1.0, None, 0, 0
+    if resume is not None and resume.exists():
+        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        best, best_state, waited, start = ckpt["best"], ckpt["best_state"], ckpt["waited"], ckpt["epoch"]
+        log(f"resumed after epoch {start} (best val AUC so far {best:.4f})")
+    ran = start
+    for epoch in range(start, epochs):
+        if waited >= patience:
+            break
         model.train()
         t0, total = time.time(), 0.0
         order = rng.permutation(len(train))
-        for i in range(0, len(order), batch):
+        bar = tqdm(range(0, len(order), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                   mininterval=5.0)
+        for i in bar:
             idx = order[i:i + batch]
             loss = objective(model, idx)
             opt.zero_grad()
@@ -109,10 +133,13 @@ def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: in
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
-            if waited >= patience:
-                break
+        ran = epoch + 1
+        if resume is not None:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "best": best, "best_state": best_state,
+                        "waited": waited, "epoch": epoch + 1}, resume)
     model.load_state_dict(best_state)
-    return {"best_val_auc": round(best, 4), "epochs_run": epoch + 1}
+    return {"best_val_auc": round(best, 4), "epochs_run": ran}
 
 
 def popularity(log: ClickLog, s: Samples) -> np.ndarray:
@@ -151,7 +178,8 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
     With `channels` (a label-name prefix such as "genre:"), both CTR models are seed 004's joint item/channel
     models. A model whose checkpoint is already in `out` is loaded instead of trained, so an interrupted run goes
     on. `models` names the ones to train (the student needs the teacher)."""
-    if "ctr_student" in models and "ctr_teacher" not in models:
+    wanted = models
+    if "ctr_student" in wanted and "ctr_teacher" not in wanted:
         raise ValueError("the CTR student is distilled from the CTR teacher: train both")
     out.mkdir(parents=True, exist_ok=True)
     tensors = ItemTensors(log.items, device)
@@ -165,34 +193,41 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
     fits = {}
     channel_ids, channel_sets = channels_of(log.items, channels) if channels else (None, None)
 
+    n_items = int(log.items.identity.max(initial=0)) if log.items.identity is not None else 0
+    pop = log.items.popularity is not None
+
     def ctr(size: dict) -> CTRModel:
         if channels:
             return JointCTR(JointCTRConfig(n_labels, k, vector_dim=v, channel_labels=channel_ids, **size))
-        return CTRModel(CTRConfig(n_labels, k, vector_dim=v, **size))
+        return CTRModel(CTRConfig(n_labels, k, vector_dim=v, n_items=n_items, popularity=pop, **size))
 
-    wanted = models
-    models = {"dssm": DSSM(DSSMConfig(n_labels, k, **DSSM_SIZE)), "ctr_teacher": ctr(TEACHER)}
+    builders = {"dssm": lambda: DSSM(DSSMConfig(n_labels, k, n_items=n_items, **DSSM_SIZE)),
+                "ctr_teacher": lambda: ctr(TEACHER), "ctr_student": lambda: ctr(STUDENT)}
     short = {n: samples(log.split(n), STUDENT["history_length"]) for n in hist}
-    models["ctr_student"] = ctr(STUDENT)
-    models = {name: m for name, m in models.items() if name in wanted}
-    for name, model in models.items():
+    models = {}
+    for name in (n for n in builders if n in wanted):
         path, split_data = out / f"{name}.pt", short if name == "ctr_student" else data
         if path.exists():  # a finished step of an interrupted run
             logf(f"== {name}: loaded {path}")
             models[name] = model = load(path)[0]
         else:
             logf(f"== {name}")
+            torch.manual_seed(seed)  # the initial weights too: the same flags give the same model
+            models[name] = model = builders[name]()
             train = split_data["train"]
             soft = score(models["ctr_teacher"], tensors, data["train"]) if name == "ctr_student" else None
             joint = channels and name != "dssm"
             objective = click_loss(tensors, train, soft, channel_y=channel_clicks(train, channel_sets) if joint
                                    else None)
             model.to(device)
+            partial = out / f"{name}.epochs.pt"  # this model's finished epochs, until it is saved whole
             fits[name] = fit(model, tensors, train, split_data["val"], epochs=epochs, lr=lr, batch=batch,
-                             seed=seed, patience=patience, objective=objective, log=logf)
+                             seed=seed, patience=patience, objective=objective, log=logf, resume=partial)
         model.to(device)
         results[name] = report(score(model, tensors, split_data["test"]), split_data["test"])
         save(model.cpu(), path, results[name])
+        if path.exists():
+            (out / f"{name}.epochs.pt").unlink(missing_ok=True)
         model.to(device)
     results["fit"] = fits
     (out / "report.json").write_text(json.dumps(results, indent=1) + "\n")
