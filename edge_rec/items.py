@@ -82,11 +82,17 @@ def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple
 
 @dataclass
 class LabelVocab:
-    """Maps a Classification to the ranking models' label ids: its primary label, then its tags, most likely first."""
+    """Maps a Classification to the ranking models' label ids: its primary label, then its tags, most likely first;
+    and an item id to its row of the models' id embedding (0: an id the build's click log never had, read by its
+    content alone) and its popularity when the bundle was built (0 for those)."""
     names: list[str]
     max_labels: int
     vector_dim: int
+    item_ids: Sequence[str] = ()  # ranking.items: the ids with an id embedding, row 1 first
+    popularity: Sequence[float] = ()  # ranking.popularity, one per item_ids
     _ids: dict[str, int] = field(init=False, repr=False)
+    _item_row: dict[str, int] = field(init=False, repr=False)
+    _pop: np.ndarray = field(init=False, repr=False)
     _primary: dict[str, int] = field(init=False, repr=False)
     _tag: dict[str, int] = field(init=False, repr=False)
 
@@ -94,17 +100,30 @@ class LabelVocab:
         self._ids = {n: i for i, n in enumerate(self.names, start=1)}
         self._primary = {n[len("primary:"):]: i for n, i in self._ids.items() if n.startswith("primary:")}
         self._tag = {n[len("tag:"):]: i for n, i in self._ids.items() if n.startswith("tag:")}
+        self._item_row = {item_id: r for r, item_id in enumerate(self.item_ids, start=1)}
+        self._pop = np.concatenate([[0.0], np.asarray(self.popularity, dtype=np.float32)]).astype(np.float32)
 
-    def features(self, items: Sequence[Classification], what: str = "item") -> dict[str, np.ndarray]:
-        """labels (N, K) int64, index (N,) float32, vector (N, V) float32; ValueError naming the first bad item."""
+    def features(self, items: Sequence[Classification], what: str = "item",
+                 ids: Sequence[Hashable | None] | None = None) -> dict[str, np.ndarray]:
+        """labels (N, K) int64, index (N,) float32, vector (N, V) float32, item (N,) int64 and pop (N,) float32
+        (`ids`: the items' ids, None for one without); ValueError naming the first bad item."""
         return self.columns([c.primary for c in items], [[t for t, _ in c.tags] for c in items],
-                            [c.index for c in items], [c.vector for c in items], what)
+                            [c.index for c in items], [c.vector for c in items], what, ids=ids)
+
+    def identity(self, ids: Sequence[Hashable | None] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(item rows (n,) int64, popularity (n,) float32) of these ids (an int id is looked up as its str)."""
+        if ids is None or not self._item_row:
+            return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float32)
+        get = self._item_row.get
+        rows = np.fromiter((get(i if isinstance(i, str) else str(i), 0) for i in ids), np.int64, n)
+        return rows, self._pop[rows]
 
     def columns(self, primary: Sequence[str], tags: Sequence[Sequence[str]], index: Sequence[float],
                 vectors: Sequence[np.ndarray] | np.ndarray, what: str = "item",
-                pairs: "LabelPairs | None" = None) -> dict[str, np.ndarray]:
-        """features() from columns: primary labels, tag names (most likely first), indexes and vectors (`pairs`:
-        the items' LabelPairs where the caller has them already)."""
+                pairs: "LabelPairs | None" = None, ids: Sequence[Hashable | None] | None = None
+                ) -> dict[str, np.ndarray]:
+        """features() from columns: primary labels, tag names (most likely first), indexes, vectors and ids
+        (`pairs`: the items' LabelPairs where the caller has them already)."""
         by_primary, by_tag = self._primary, self._tag
         labels = (pairs or LabelPairs(primary, tags)).matrix(
             lambda p, ts: [i for i in (by_primary.get(p), *map(by_tag.get, ts)) if i is not None], 0, np.int64,
@@ -132,7 +151,8 @@ class LabelVocab:
             r = int(np.argmax(bad))
             raise ValueError(f"{what} {r}: category index must be a finite number in [0, 1] and the vector finite; "
                              f"got index {index[r]!r}")
-        return {"labels": labels, "index": index, "vector": vector}
+        item, pop = self.identity(ids, len(index))
+        return {"labels": labels, "index": index, "vector": vector, "item": item, "pop": pop}
 
 
 class LabelPairs:

@@ -32,7 +32,7 @@ class Pool:
     (LabelVocab.features); `primary` and `tags` keep the names as given, for the results."""
     ids: list[Hashable]
     labels: np.ndarray  # (N, L) int32
-    features: dict[str, np.ndarray]  # labels (N, K) int64, index (N,) float32, vector (N, V) float32
+    features: dict[str, np.ndarray]  # LabelVocab.features: labels (N, K), index (N,), vector (N, V), item, pop
     in_scope: np.ndarray  # (N,) bool
     names: LabelNames
     primary: list[str]
@@ -53,7 +53,7 @@ class Pool:
         known = names.index
         pairs = LabelPairs(primary, tags)
         labels = pairs.matrix(lambda p, ts: [known[n] for n in (p, *ts) if n in known], -1, np.int32)
-        return cls(list(ids), labels, vocab.columns(primary, tags, index, vectors, what, pairs),
+        return cls(list(ids), labels, vocab.columns(primary, tags, index, vectors, what, pairs, ids),
                    np.asarray(in_scope, dtype=bool).reshape(len(labels)), names, list(primary),
                    [tuple(t) for t in tags])
 

@@ -22,7 +22,11 @@ from edge_rec.sessions import resolve_threads
 
 # Defaults where the bundle's manifest gives none; `recommend(**overrides)` takes the same names.
 DEFAULTS = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mode": "max", "match_g": 1.0,
-            "lam": 0.8, "k": 10, "max_interest_tags": 5, "out_of_scope": "last", "screen_share": 0.2}
+            "lam": 0.8, "prior": "index", "k": 10, "max_interest_tags": 5, "out_of_scope": "last",
+            "screen_share": 0.2}
+# What the recommendation degree mixes with the ranker's p: the classifier's category index c, or the item's
+# popularity when the bundle was built (from its click log; 0 for an item the log never had).
+PRIORS = ("index", "popularity")
 # What recommend() does with candidates outside the bundle's scope: rank them after every in-scope one, drop them,
 # or rank them like any other.
 OUT_OF_SCOPE = ("last", "drop", "keep")
@@ -31,20 +35,22 @@ OUT_OF_SCOPE = ("last", "drop", "keep")
 @dataclass(frozen=True)
 class Recommendation:
     id: Hashable
-    score: float  # recommendation degree R = lam * ctr + (1 - lam) * index
+    score: float  # recommendation degree R = lam * ctr + (1 - lam) * prior (the index, or the popularity)
     ctr: float  # second interaction rate p from the ranking model
     index: float  # category index c from the classifier
     recall_rate: float  # first interaction rate from the recall model
     tag_match: float  # m from the tag-match path
     semantic: float  # max (or mean) cosine of the item's vector against the user's history vectors
-    paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag", "semantic"
+    paths: tuple[str, ...]  # recall paths that kept this item: "model", "tag", "semantic", "popular"
     primary: str
     tags: tuple[str, ...]
     in_scope: bool = True  # the candidate's text is within the bundle's scope
     interest: str = "history"  # the interest it was ranked for: "history", or "account" (the account's tags)
+    popularity: float = 0.0  # from the bundle's click log, in [0, 1]; 0 for an item the log never had
 
     def to_dict(self) -> dict:
         return {"id": self.id, "score": round(self.score, 6), "ctr": round(self.ctr, 6), "index": round(self.index, 6),
+                "popularity": round(self.popularity, 6),
                 "recall_rate": round(self.recall_rate, 6), "tag_match": round(self.tag_match, 6),
                 "semantic": round(self.semantic, 6),
                 "paths": list(self.paths), "primary": self.primary, "tags": list(self.tags), "in_scope": self.in_scope,
@@ -67,9 +73,14 @@ class EdgeRecommender:
         if not isinstance(ranking, dict) or "labels" not in ranking:
             raise BundleError(f"{self.bundle.path}: the manifest has no 'ranking.labels'; this bundle can classify "
                               "but not recommend (it needs the recall and ranker models)")
-        labels = ranking["labels"]
+        labels, item_ids, popularity = (ranking.get(key, []) for key in ("labels", "items", "popularity"))
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise BundleError(f"{self.bundle.path}: 'ranking.labels' must be a list of label names")
+        if not (isinstance(item_ids, list) and all(isinstance(x, str) for x in item_ids)
+                and isinstance(popularity, list) and len(popularity) == len(item_ids)
+                and all(is_probability(x) for x in popularity)):
+            raise BundleError(f"{self.bundle.path}: 'ranking.items' must be a list of item ids and "
+                              "'ranking.popularity' a list of as many numbers in [0, 1]")
         models = self.bundle.manifest["models"]
         self.recall = (RecallSides(self.bundle, threads) if {"recall_user", "recall_items"} <= set(models)
                        else ModelScorer(self.bundle, "recall", threads))
@@ -77,7 +88,7 @@ class EdgeRecommender:
         if self.recall.max_labels != self.ranker.max_labels:
             raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
                               f"{self.ranker.max_labels}; they must match")
-        self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim)
+        self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim, item_ids, popularity)
         self.names = LabelNames(self.bundle.primary_labels, self.bundle.tags)
         self.defaults = {key: self.bundle.pipeline.get(key, value) for key, value in DEFAULTS.items()}
         self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
@@ -104,7 +115,8 @@ class EdgeRecommender:
         start = max(0, len(user.history) - self.history_length)
         history = self._classify(list(user.history[start:]), "history item", start)
         pool = Pool.of([it.id for it in items], self._classify(items, "candidate"), self.vocab, self.names)
-        return self.rank(history, self.known_tags(user.interest_tags), pool, knobs)
+        return self.rank(history, self.known_tags(user.interest_tags), pool, knobs,
+                         history_ids=[it.id for it in user.history[start:]])
 
     def prepared(self, pool: Pool) -> Pool:
         """`pool` with what recall computes once per item kept beside it (a two-sided recall model's item side, the
@@ -121,16 +133,19 @@ class EdgeRecommender:
         return max(self.recall.history_length, self.ranker.history_length)
 
     def rank(self, history: Sequence[Classification], account: tuple[str, ...], pool: Pool, knobs: dict,
-             exclude: np.ndarray | None = None, demote: np.ndarray | None = None) -> list[Recommendation]:
-        """Recall and rank the columnar `pool` for a user with this (classified) history and these known account
-        tags; `exclude` (N,) bool keeps items out, `demote` (N,) bool ranks them after every other item."""
+             exclude: np.ndarray | None = None, demote: np.ndarray | None = None,
+             history_ids: Sequence[Hashable] | None = None) -> list[Recommendation]:
+        """Recall and rank the columnar `pool` for a user with this (classified) history (`history_ids`: its items'
+        ids) and these known account tags; `exclude` (N,) bool keeps items out, `demote` (N,) bool ranks them after
+        every other item."""
         tags = account or derive_interest_tags(history, knobs["max_interest_tags"])
         # Account tags join the user features the models read as a second interest: a profile of one item per tag.
         # Recall keeps an item by its better interest; ranking orders the items once per interest and the top k
         # takes from each in turn, so a long history cannot drown the stated interests (nor they the history).
         profile = [pool.tag_item(t) for t in account]
-        sources = [(name, h) for name, h in (("history", list(history)), ("account", profile)) if h] or [("history", [])]
-        interests = [self.vocab.features(h, "history item") for _, h in sources]
+        sources = [(name, h, ids) for name, h, ids in (("history", list(history), history_ids),
+                                                       ("account", profile, None)) if h] or [("history", [], None)]
+        interests = [self.vocab.features(h, "history item", ids) for _, h, ids in sources]
         hist_f = {key: np.concatenate([f[key] for f in interests]) for key in interests[0]}  # every reference item
         # Every path scores the whole pool (no copy of its columns); excluded items are then never kept.
         n = len(pool) if exclude is None else int((~exclude).sum())
@@ -150,8 +165,12 @@ class EdgeRecommender:
                               sink, knobs["semantic_mode"], self.threads)
         by_model = top_d(rate - sink, min(cap, knobs["recall_top"]))
         by_tag = top_d(match - sink, min(cap, knobs["tag_top"]))
-        kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist()])),
-                        dtype=np.int64)  # positions in the pool
+        # Where the bundle knows items' popularity, the most popular are recalled too: ranking with the popularity
+        # prior at lam = 0 is then plain popularity over the whole pool, not over what the other paths kept.
+        by_pop = (top_d(f["pop"] - sink, min(cap, knobs["recall_top"])) if f["pop"].any()
+                  else np.zeros(0, dtype=np.int64))
+        kept = np.array(list(dict.fromkeys([*by_model.tolist(), *by_tag.tolist(), *by_sem.tolist(),
+                                            *by_pop.tolist()])), dtype=np.int64)  # positions in the pool
         if exclude is not None:  # where fewer than d are left, top_d returns excluded ones last
             kept = kept[~exclude[kept]]
         outside = ~pool.in_scope[kept]  # (U,)
@@ -162,10 +181,10 @@ class EdgeRecommender:
         kept_f = {key: v[kept] for key, v in f.items()}
         sim = similarity(hist_f["vector"], kept_f["vector"], knobs["semantic_mode"])  # (U,)
         ctrs = [self.ranker(i, kept_f) for i in interests]  # per interest (U,) second interaction rate
-        lam = knobs["lam"]
-        degrees = [lam * p + (1.0 - lam) * kept_f["index"] for p in ctrs]
+        lam, prior = knobs["lam"], kept_f["index" if knobs["prior"] == "index" else "pop"]
+        degrees = [lam * p + (1.0 - lam) * prior for p in ctrs]
         path_sets = (("model", set(by_model.tolist())), ("tag", set(by_tag.tolist())),
-                     ("semantic", set(by_sem.tolist())))
+                     ("semantic", set(by_sem.tolist())), ("popular", set(by_pop.tolist())))
         # "last": out-of-scope items sort after every in-scope one (lexsort: last key is the primary one). The account
         # interest orders the items carrying one of its tags first: the ranker alone, with a one-item profile, does
         # not always prefer them (measured: 0 of 10 for "entertainment" on 300 held-out titles). Demoted items sort
@@ -174,7 +193,7 @@ class EdgeRecommender:
         sunk = sink[kept] > 0
         carries = pool.hits(account, kept) > 0
         orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last, sunk))
-                  for (name, _), d in zip(sources, degrees)]
+                  for (name, _, _), d in zip(sources, degrees)]
         out = []
         for j, which in interleave(orders, knobs["k"]):
             degree, ctr = degrees[which], ctrs[which]
@@ -182,7 +201,8 @@ class EdgeRecommender:
             paths = tuple(p for p, s in path_sets if i in s)
             out.append(Recommendation(pool.ids[i], float(degree[j]), float(ctr[j]), float(pool.index[i]),
                                       float(rate[i]), float(match[i]), float(sim[j]), paths, pool.primary[i],
-                                      pool.tags[i], bool(pool.in_scope[i]), sources[which][0]))
+                                      pool.tags[i], bool(pool.in_scope[i]), sources[which][0],
+                                      float(f["pop"][i])))
         return out
 
     def _classify(self, items: list[Item], what: str, start: int = 0) -> list[Classification]:
@@ -231,6 +251,8 @@ class EdgeRecommender:
             raise ValueError(f"semantic_top must be an integer >= 0 (0 turns the path off), got {knobs['semantic_top']!r}")
         if knobs["out_of_scope"] not in OUT_OF_SCOPE:
             raise ValueError(f"out_of_scope must be one of {OUT_OF_SCOPE}, got {knobs['out_of_scope']!r}")
+        if knobs["prior"] not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {knobs['prior']!r}")
         if knobs["semantic_mode"] not in MODES:
             raise ValueError(f"semantic_mode must be one of {MODES}, got {knobs['semantic_mode']!r}")
         probability("lam", knobs["lam"])

@@ -7,9 +7,12 @@ import numpy as np
 from edge_rec.bundle import Bundle, BundleError
 from edge_rec.sessions import bundle_session
 
-HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector"}
-CANDIDATE = {"cand_labels": "labels", "cand_index": "index", "cand_vector": "vector"}
+HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector", "hist_item": "item"}
+CANDIDATE = {"cand_labels": "labels", "cand_index": "index", "cand_vector": "vector", "cand_item": "item",
+             "cand_pop": "pop"}
 REQUIRED = {"hist_labels", "hist_mask", "cand_labels"}
+RECALL_USER = ("hist_labels", "hist_mask"), ("hist_item",)  # a recall side's required and optional inputs
+RECALL_ITEMS = ("cand_labels", "cand_index"), ("cand_item",)
 
 
 class ModelScorer:
@@ -50,12 +53,14 @@ class RecallSides:
     def __init__(self, bundle: Bundle, threads: int):
         self.user, self.user_path = bundle_session(bundle, "recall_user", threads)
         self.item_side, self.items_path = bundle_session(bundle, "recall_items", threads)
-        for session, path, inputs, output in ((self.user, self.user_path, ["hist_labels", "hist_mask"], "user"),
-                                              (self.item_side, self.items_path, ["cand_labels", "cand_index"], "items")):
-            found = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-            if found != (inputs, [output]):
-                raise BundleError(f"{path}: a recall side takes {inputs} and gives {output!r}; this one takes "
-                                  f"{found[0]} and gives {found[1]}")
+        for session, path, (required, optional), output in ((self.user, self.user_path, RECALL_USER, "user"),
+                                                            (self.item_side, self.items_path, RECALL_ITEMS, "items")):
+            found = ({i.name for i in session.get_inputs()}, [o.name for o in session.get_outputs()])
+            if not set(required) <= found[0] <= {*required, *optional} or found[1] != [output]:
+                raise BundleError(f"{path}: a recall side takes {list(required)} (and optionally {list(optional)}) "
+                                  f"and gives {output!r}; this one takes {sorted(found[0])} and gives {found[1]}")
+        self.user_inputs = [i.name for i in self.user.get_inputs()]
+        self.item_inputs = [i.name for i in self.item_side.get_inputs()]
         shape = self.user.get_inputs()[0].shape
         if not (len(shape) == 3 and all(isinstance(d, int) for d in shape[1:])):
             raise BundleError(f"{self.user_path}: input 'hist_labels' must have a fixed shape (1, H, K), got {shape}")
@@ -65,15 +70,14 @@ class RecallSides:
         """(N, D) item side of the candidates' LabelVocab.features."""
         if len(candidates["index"]) == 0:
             return np.zeros((0, self.item_side.get_outputs()[0].shape[-1]), dtype=np.float32)
-        (items,) = self.item_side.run(["items"], {"cand_labels": candidates["labels"],
-                                                  "cand_index": candidates["index"]})
+        (items,) = self.item_side.run(["items"], {name: candidates[CANDIDATE[name]] for name in self.item_inputs})
         return finite(items, self.items_path)
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """As ModelScorer's; candidates that carry "recall_items" are not passed through the item side again."""
         items = candidates.get("recall_items")
         items = self.items(candidates) if items is None else items
-        (user,) = self.user.run(["user"], history_feeds(history, self.history_length, ["hist_labels", "hist_mask"]))
+        (user,) = self.user.run(["user"], history_feeds(history, self.history_length, self.user_inputs))
         return side_scores(items, finite(user, self.user_path))
 
 

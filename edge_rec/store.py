@@ -295,14 +295,16 @@ class Store:
         with self._lock:
             events = self.events(user)
             positive = list(dict.fromkeys(reversed([i for i, e, _ in events if e in POSITIVE and i in self._rows])))
-            history = self._classifications(list(reversed(positive[:rec.history_length])))
+            history_ids = list(reversed(positive[:rec.history_length]))
+            history = self._classifications(history_ids)
             shut = {i for i, e, _ in events if e in NEGATIVE or (exclude_seen and e == "impression")} | set(positive)
             exclude = np.zeros(len(self.pool), dtype=bool)
             exclude[[self._rows[i] for i in shut if i in self._rows]] = True
             hidden = Counter(label for i, e, _ in events if e in NEGATIVE and i in self._rows
                              for label in (self.pool.primary[self._rows[i]], *self.pool.tags[self._rows[i]]))
             demote = self.pool.hits([label for label, n in hidden.items() if n >= HIDE_LABEL_AFTER]) > 0
-            return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote)
+            return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote,
+                            history_ids=history_ids)
 
     def info(self) -> dict:
         with self._lock:
