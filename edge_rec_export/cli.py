@@ -49,7 +49,9 @@ def main(argv=None) -> int:
     r.add_argument("--clicks", type=Path, required=True, help="the click log (user, item, time, event)")
     r.add_argument("--work", type=Path, help="where the models' checkpoints are kept (default: work/<bundle "
                    "folder>/ranking)")
-    r.add_argument("--epochs", type=int, default=builder.Recipe.ranking_epochs)
+    r.add_argument("--epochs", type=int, default=builder.Recipe.ranking_epochs,
+                   help="epochs per ranking model at most, each stopped early when validation AUC stops improving "
+                   "(default %(default)s)")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     command = shlex.join(["edge-rec-export", *map(str, argv)])
@@ -64,11 +66,14 @@ def main(argv=None) -> int:
         device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise InputError(f"--device must be cpu or cuda, got {device!r}")
+        if device != "cpu" and not torch.cuda.is_available():
+            raise InputError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use --device "
+                             "cpu or a CUDA build of torch")
         builder.build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
                       clicks=a.clicks, out_of_scope=a.out_of_scope, quick=a.quick, device=device, teacher=a.teacher,
                       labels=a.labels.split(",") if a.labels else None,
                       command=command)
-    except (InputError, ValueError) as e:
+    except (InputError, ValueError, FileNotFoundError) as e:  # FileNotFoundError: e.g. the teacher wheel missing
         print(f"edge-rec-export: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

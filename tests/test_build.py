@@ -90,6 +90,15 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert bundle.manifest["recipe"]["quick"] is True and bundle.manifest["recipe"]["lang"] == "zh"
     assert bundle.manifest["scope"]["scripts"] == ["Han"]
     assert set(bundle.manifest["models"]) == {"classifier", "recall", "recall_user", "recall_items", "ranker"}
+    # build_seconds is what every run of the build spent (kept in the work folder for a resumed build).
+    work = Path(built[1][built[1].index("--work") + 1])
+    assert bundle.manifest["recipe"]["build_seconds"] == int((work / "build_seconds.txt").read_text()) > 0
+    # The ranking step's guarantee: what shipped and why, judged on validation against the baselines.
+    ranking = m["ranking"]
+    assert ranking["guarantee"]["shipped"] and ranking["guarantee"]["verdict"]
+    assert ranking["guarantee"]["val"]["ndcg@10"] >= ranking["baselines"]["popularity"]["val"]["ndcg@10"] - 1e-9
+    assert bundle.pipeline["prior"] in ("index", "popularity")
+    assert len(bundle.manifest["ranking"]["items"]) == len(bundle.manifest["ranking"]["popularity"]) > 0
     clf = ContentClassifier(bundle)
     assert clf.classify([rows[0]["text"]])[0].primary in POOLS
 
@@ -212,6 +221,23 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert export_main(["build", "--texts", str(path), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "only one label ('a')" in err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this torch has CUDA")
+def test_device_cuda_without_cuda_stops_before_any_work(tmp_path, capsys):
+    texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
+    assert export_main(["build", "--texts", str(texts), "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w"),
+                        "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "sees no CUDA device" in err and not (tmp_path / "w").exists()
+
+
+def test_a_missing_teacher_file_is_one_line(tmp_path, capsys):
+    texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
+    assert export_main(["build", "--texts", str(texts), "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w"),
+                        "--device", "cpu", "--teacher", str(tmp_path / "none.e5s1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-rec-export: error:") and "none.e5s1" in err[-1] and "Traceback" not in "".join(err)
 
 
 @pytest.mark.parametrize("labels, message", [

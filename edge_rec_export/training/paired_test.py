@@ -8,6 +8,13 @@ Wilcoxon signed-rank, two-sided).
     python -m edge_rec_export.training.paired_test movielens --data ../shared/data \
         --run 0:work/ml/seed0 --run 1:work/ml/seed1 --run 2:work/ml/seed2 \
         --model ctr_student --baseline ease_all_ratings --out reports/paired-movielens.json
+
+With `--bundle`, the model side is a built bundle as it ships: the click log read as the builder read it (`events
+--texts T --clicks C`, items classified by the bundle), each test visit's items scored by the bundle's ranker and
+mixed with its prior at its lam (R, the ranking stage of `EdgeRecommender.recommend`), against every baseline:
+
+    python -m edge_rec_export.training.paired_test events --texts T --clicks C --bundle bundles/ml \
+        --out reports/paired-ml-bundle.json
 """
 from __future__ import annotations
 
@@ -63,17 +70,48 @@ def compare(logs: dict[int, tuple[ClickLog, ClickLog]], runs: dict[int, Path], m
             for m, v in figures.items():
                 for u, x in v.items():
                     sums[side][m].setdefault(u, []).append(x)
-    out = {"model": model_name, "baseline": baseline, "seeds": seeds, "paired": {}}
+    return {"model": model_name, "baseline": baseline, "seeds": seeds, "paired": paired(sums)}
+
+
+def paired(sums: dict) -> dict:
+    """sums: side ("model", "baseline") -> metric -> user -> values (one per seed) -> per metric the paired tests
+    over the users both sides have, of the users' means."""
+    out = {}
     for m in ("gauc", "ndcg@10"):
         users = sorted(set(sums["model"][m]) & set(sums["baseline"][m]))
         a = np.array([np.mean(sums["model"][m][u]) for u in users])
         b = np.array([np.mean(sums["baseline"][m][u]) for u in users])
         d = a - b
-        out["paired"][m] = {"users": len(users), "model": round(float(a.mean()), 4),
-                            "baseline": round(float(b.mean()), 4), "difference": round(float(d.mean()), 4),
-                            "standard_error": round(float(d.std(ddof=1) / np.sqrt(len(d))), 4),
-                            "t_test_p": float(stats.ttest_rel(a, b).pvalue),
-                            "wilcoxon_p": float(stats.wilcoxon(a, b).pvalue)}
+        out[m] = {"users": len(users), "model": round(float(a.mean()), 4), "baseline": round(float(b.mean()), 4),
+                  "difference": round(float(d.mean()), 4),
+                  "standard_error": round(float(d.std(ddof=1) / np.sqrt(len(d))), 4),
+                  "t_test_p": float(stats.ttest_rel(a, b).pvalue), "wilcoxon_p": float(stats.wilcoxon(a, b).pvalue)}
+    return out
+
+
+def compare_bundle(bundle_dir: Path, texts: Path, clicks: Path) -> dict:
+    """The bundle's R on the builder's test visits against every baseline fitted on the same log."""
+    from edge_rec import load_bundle
+    from edge_rec_export.build import ranking_log
+    from edge_rec_export.bundle.package_ranking import BASELINE_NAMES, onnx_scores
+    from edge_rec_export.data.texts_input import labelled_by_id, read_events
+
+    bundle = load_bundle(bundle_dir)
+    by_id = {i: t.text for i, t in labelled_by_id(texts).items()}
+    log = ranking_log(read_events(clicks, set(by_id)), by_id, bundle_dir, bundle.name)
+    knobs = bundle.pipeline
+    prior = log.items.index if knobs.get("prior", "index") == "index" else log.items.popularity
+    s = samples(log.test, 1)
+    degree = knobs["lam"] * onnx_scores(bundle.model_file("ranker"), ItemTensors(log.items), log.test) \
+        + (1 - knobs["lam"]) * prior[s.target]
+    model = per_user(degree.astype(np.float64), s)
+    out = {"bundle": str(bundle_dir), "prior": knobs.get("prior", "index"), "lam": knobs["lam"],
+           "test_visits": len(log.test), "paired": {}}
+    for name, label in BASELINE_NAMES.items():
+        base, knob = baseline_scores(log, name)
+        sums = {"model": {m: {u: [x] for u, x in v.items()} for m, v in model.items()},
+                "baseline": {m: {u: [x] for u, x in v.items()} for m, v in per_user(base, s).items()}}
+        out["paired"][label] = {"knob": knob, **paired(sums)}
     return out
 
 
@@ -81,12 +119,22 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m edge_rec_export.training.paired_test",
                                  description=__doc__.split("\n")[0])
     add_log_arguments(ap)
-    ap.add_argument("--run", action="append", required=True, metavar="SEED:DIR",
+    ap.add_argument("--run", action="append", metavar="SEED:DIR",
                     help="a train_ranking output folder and the seed it was trained with (repeat per seed)")
+    ap.add_argument("--bundle", type=Path, help="events logs: a built bundle as it ships against every baseline "
+                    "(in place of --run and --baseline)")
     ap.add_argument("--model", default="ctr_student", help="checkpoint name in each run folder")
     ap.add_argument("--baseline", default="ease_all_ratings", choices=sorted(MODELS))
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
+    if a.bundle:
+        if a.log != "events":
+            ap.error("--bundle takes the click log the bundle was built from: events --texts T --clicks C")
+        result = compare_bundle(a.bundle, a.texts, a.clicks)
+        write(a.out, result)
+        return
+    if not a.run:
+        ap.error("--run SEED:DIR (or --bundle) is required")
     runs = {}
     for spec in a.run:
         seed, _, folder = spec.partition(":")
@@ -96,9 +144,12 @@ def main(argv=None) -> None:
     if a.log == "bing":
         ap.error("bing has one fixed split; compare its runs with ranking_baselines' report")
     logs = {s: (read_log(a, s), read_log(a, s, movielens={})) for s in runs}
-    result = compare(logs, runs, a.model, a.baseline)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write(a.out, compare(logs, runs, a.model, a.baseline))
+
+
+def write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result["paired"], indent=1))
 
 

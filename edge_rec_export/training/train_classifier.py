@@ -484,7 +484,9 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
                                            "epochs": epochs, "lr": lr, "temperature": T})
 
 
-ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+# The last weight lets the character part decide alone (the student's log-probabilities, within about 20 of each
+# other, then only break its ties): a build is never below its character TF-IDF model on validation.
+ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 1000.0)
 SVM_C_GRID = (0.3, 1.0)
 
 
@@ -492,7 +494,7 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
     """Add the character part to a distilled student: a linear SVM on the titles' TF-IDF vectors over hashed
     character 1-3-grams (HashedTfidf; idf from the training split), fitted on the training split's labels. Its C
     and its weight against the student's log-probabilities are chosen together on validation (SVM_C_GRID x
-    ALPHA_GRID) and the weight folded into its table and bias. The deep part is unchanged, so the two stay
+    ALPHA_GRID, whose largest weight is the character part alone) and the weight folded into its table and bias. The deep part is unchanged, so the two stay
     complementary (each sees what the other misses)."""
     from scipy import sparse
     from sklearn.svm import LinearSVC
