@@ -122,6 +122,7 @@ def test_title_encoder_vectors_are_unit_and_batch_independent():
         torch.testing.assert_close(enc(torch.tensor([4, 1])), table[[4, 1]], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # about two minutes of training on 2 cores: CI runs it with the other slow-marked tests
 def test_end_to_end_training_learns_what_a_head_over_frozen_vectors_cannot():
     """The random tiny encoder's vectors barely tell the topics apart (cosine 0.91 within, 0.90 across): the head
     over them stays near chance, while training the encoder with it separates the topics' characters."""
