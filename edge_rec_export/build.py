@@ -169,9 +169,10 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
 
     chain: list[Path] = []  # each step's output, in order
 
-    def step(title: str, done: Path, run) -> None:
+    def step(title: str, done: Path, run, resume: Path | None = None) -> None:
         """Run a step unless the file it writes last (`done`) is there and no older than the previous step's
-        (make's rule: a step redone, e.g. its output removed, makes every step after it run again)."""
+        (make's rule: a step redone, e.g. its output removed, makes every step after it run again). `resume`: the
+        step's own per-epoch state, removed once the step is done (a teacher's is ~250 MB)."""
         before = chain[-1] if chain else None
         chain.append(done)
         if done.exists() and (before is None or done.stat().st_mtime >= before.stat().st_mtime):
@@ -179,6 +180,8 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
             return
         say(f"== {title}")
         timed(title, run)
+        if resume is not None:
+            resume.unlink(missing_ok=True)
 
     def timed(title: str, run) -> None:
         t0 = time.time()
@@ -200,10 +203,10 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
          lambda: tc.build_cache(prep, keep, dev))
     step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
         prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
-        WideConfig(recipe.wide_buckets, recipe.wide_dim)))
+        WideConfig(recipe.wide_buckets, recipe.wide_dim)), resume=work / "teacher.resume.pt")
     step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", lambda: tc.distill(
         prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
-        recipe.batch, 2.0, dev))
+        recipe.batch, 2.0, dev), resume=work / "student" / "resume.pt")
     step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it

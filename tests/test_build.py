@@ -93,6 +93,9 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     # build_seconds is what every run of the build spent (kept in the work folder for a resumed build).
     work = Path(built[1][built[1].index("--work") + 1])
     assert bundle.manifest["recipe"]["build_seconds"] == int((work / "build_seconds.txt").read_text()) > 0
+    # A finished step's resume state is removed; its output stays.
+    assert (work / "teacher.pt").exists() and not (work / "teacher.resume.pt").exists()
+    assert not (work / "student" / "resume.pt").exists()
     # The ranking step's guarantee: what shipped and why, judged on validation against the baselines.
     ranking = m["ranking"]
     assert ranking["guarantee"]["shipped"] and ranking["guarantee"]["verdict"]
@@ -156,6 +159,7 @@ def test_rerun_skips_finished_steps(built, capsys):
     assert said.count(": done") == 6  # prepare, cache, teacher, student, character part, the bundle
 
 
+@pytest.mark.slow  # re-runs the later steps of a build (~50 s): CI runs it with the other slow-marked tests
 def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
     out, argv, _ = built
     work = Path(argv[argv.index("--work") + 1])
