@@ -56,10 +56,12 @@ def test_ranker_with_identity_and_popularity_beats_counting_clicks(tmp_path, sta
                         models=("ctr_teacher",))
     popularity = baselines(log)["popularity"]["test"]["gauc"]
     ctr = figures["ctr_teacher"]["gauc"]
+    # Measured here: content alone 0.32 (below random, the defect's signature), with identity and popularity 0.92,
+    # popularity 0.94; the bars leave room for another CPU's float order.
     if stats:
-        assert ctr > 0.6 and ctr > popularity - 0.03, (ctr, popularity)
+        assert ctr > 0.8 and ctr > popularity - 0.08, (ctr, popularity)
     else:
-        assert ctr < popularity - 0.05, (ctr, popularity)
+        assert ctr < 0.5 < popularity - 0.3, (ctr, popularity)
 
 
 def test_seed_fixes_the_initial_weights(tmp_path):
