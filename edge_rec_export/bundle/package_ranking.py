@@ -165,13 +165,17 @@ def guarantee(degree: dict, baselines: dict) -> dict:
 LAM_GRID = [round(x, 1) for x in np.arange(0.0, 1.01, 0.1)]
 
 
+def item_priors(items) -> dict[str, np.ndarray]:
+    """pipeline.prior -> each item row's value of it: the category index, and the popularity where the log gave it."""
+    return {"index": items.index} | ({} if items.popularity is None else {"popularity": items.popularity})
+
+
 def tune_lam(ranker: Path, tensors: ItemTensors, log: ClickLog) -> dict:
     """R = lam * p + (1 - lam) * prior on held-out visits, the prior being the item's category index c or (where
     the log gives it) its popularity: the (prior, lam) with the best nDCG@10 on validation (ties: the larger lam,
     then c), and the test figures of that choice beside lam = 1 (the ranker alone), so the prior's worth is
     measured. lam = 0 with the popularity prior is plain popularity: the ranker ships only where it adds to it."""
-    priors = {"index": log.items.index} | ({} if log.items.popularity is None else
-                                           {"popularity": log.items.popularity})
+    priors = item_priors(log.items)
 
     def scored(visits):  # the ranker runs once per visit set; only the mix with the prior changes with lam
         rows = samples(visits, 1)

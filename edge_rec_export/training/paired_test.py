@@ -93,25 +93,25 @@ def compare_bundle(bundle_dir: Path, texts: Path, clicks: Path) -> dict:
     """The bundle's R on the builder's test visits against every baseline fitted on the same log."""
     from edge_rec import load_bundle
     from edge_rec_export.build import ranking_log
-    from edge_rec_export.bundle.package_ranking import BASELINE_NAMES, onnx_scores
+    from edge_rec_export.bundle.package_ranking import BASELINE_NAMES, item_priors, onnx_scores
     from edge_rec_export.data.texts_input import labelled_by_id, read_events
 
     bundle = load_bundle(bundle_dir)
     by_id = {i: t.text for i, t in labelled_by_id(texts).items()}
     log = ranking_log(read_events(clicks, set(by_id)), by_id, bundle_dir, bundle.name)
-    knobs = bundle.pipeline
-    prior = log.items.index if knobs.get("prior", "index") == "index" else log.items.popularity
+    prior, lam = bundle.pipeline.get("prior", "index"), bundle.pipeline["lam"]
     s = samples(log.test, 1)
-    degree = knobs["lam"] * onnx_scores(bundle.model_file("ranker"), ItemTensors(log.items), log.test) \
-        + (1 - knobs["lam"]) * prior[s.target]
-    model = per_user(degree.astype(np.float64), s)
-    out = {"bundle": str(bundle_dir), "prior": knobs.get("prior", "index"), "lam": knobs["lam"],
-           "test_visits": len(log.test), "paired": {}}
+    degree = lam * onnx_scores(bundle.model_file("ranker"), ItemTensors(log.items), log.test) \
+        + (1 - lam) * item_priors(log.items)[prior][s.target]
+
+    def one_seed(pred: np.ndarray) -> dict:  # per_user's figures as `paired` takes them (one value per user)
+        return {m: {u: [x] for u, x in v.items()} for m, v in per_user(pred, s).items()}
+
+    model = one_seed(degree.astype(np.float64))
+    out = {"bundle": str(bundle_dir), "prior": prior, "lam": lam, "test_visits": len(log.test), "paired": {}}
     for name, label in BASELINE_NAMES.items():
         base, knob = baseline_scores(log, name)
-        sums = {"model": {m: {u: [x] for u, x in v.items()} for m, v in model.items()},
-                "baseline": {m: {u: [x] for u, x in v.items()} for m, v in per_user(base, s).items()}}
-        out["paired"][label] = {"knob": knob, **paired(sums)}
+        out["paired"][label] = {"knob": knob, **paired({"model": model, "baseline": one_seed(base)})}
     return out
 
 

@@ -50,9 +50,13 @@ class ItemTensors:
         return out if names is None else {k: out[k] for k in names}
 
 
+def batch_feeds(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    """The model's feeds for rows `idx` of `s`."""
+    return tensors.feeds(s.hist[idx], s.target[idx], model.feed_names, None if s.pop is None else s.pop[idx])
+
+
 def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Tensor:
-    return model.logits(**tensors.feeds(s.hist[idx], s.target[idx], model.feed_names,
-                                         None if s.pop is None else s.pop[idx]))
+    return model.logits(**batch_feeds(model, tensors, s, idx))
 
 
 @torch.no_grad()
@@ -79,8 +83,7 @@ def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = N
         if channel_t is None:
             out = logits(model, tensors, train, idx)
         else:
-            out, channel = model.both(**tensors.feeds(train.hist[idx], train.target[idx], model.feed_names,
-                                                      None if train.pop is None else train.pop[idx]))
+            out, channel = model.both(**batch_feeds(model, tensors, train, idx))
         loss = F.binary_cross_entropy_with_logits(out, y[idx])
         if soft_t is not None:
             loss = (1 - alpha) * loss + alpha * F.binary_cross_entropy_with_logits(out, soft_t[idx])
@@ -117,9 +120,8 @@ def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: in
         model.train()
         t0, total = time.time(), 0.0
         order = rng.permutation(len(train))
-        bar = tqdm(range(0, len(order), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-                   mininterval=5.0)
-        for i in bar:
+        for i in tqdm(range(0, len(order), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                      mininterval=5.0):
             idx = order[i:i + batch]
             loss = objective(model, idx)
             opt.zero_grad()
@@ -207,6 +209,7 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
     models = {}
     for name in (n for n in builders if n in wanted):
         path, split_data = out / f"{name}.pt", short if name == "ctr_student" else data
+        partial = out / f"{name}.epochs.pt"  # this model's finished epochs, until it is saved whole
         if path.exists():  # a finished step of an interrupted run
             logf(f"== {name}: loaded {path}")
             models[name] = model = load(path)[0]
@@ -220,14 +223,12 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
             objective = click_loss(tensors, train, soft, channel_y=channel_clicks(train, channel_sets) if joint
                                    else None)
             model.to(device)
-            partial = out / f"{name}.epochs.pt"  # this model's finished epochs, until it is saved whole
             fits[name] = fit(model, tensors, train, split_data["val"], epochs=epochs, lr=lr, batch=batch,
                              seed=seed, patience=patience, objective=objective, log=logf, resume=partial)
         model.to(device)
         results[name] = report(score(model, tensors, split_data["test"]), split_data["test"])
         save(model.cpu(), path, results[name])
-        if path.exists():
-            (out / f"{name}.epochs.pt").unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         model.to(device)
     results["fit"] = fits
     (out / "report.json").write_text(json.dumps(results, indent=1) + "\n")
