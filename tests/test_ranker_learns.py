@@ -205,3 +205,25 @@ def test_an_interrupted_fit_resumes_after_its_last_epoch_as_if_never_stopped(tmp
     assert said[0].startswith("resumed after epoch 2") and len(said) == 2 and result["epochs_run"] == 3
     a, b = whole.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scoring_reads_each_visits_history_once_with_the_same_answers():
+    from edge_rec_export.data.interactions import samples
+    from edge_rec_export.models.ctr import CTRConfig, CTRModel
+    from edge_rec_export.models.dssm import DSSM, DSSMConfig
+    from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
+    from edge_rec_export.training.train_ranking import ItemTensors, logits, score
+
+    log = flipping_log()
+    add_item_stats(log)
+    tensors, test = ItemTensors(log.items), samples(log.test, 8)
+    assert len(np.unique(test.hist, axis=0)) < len(test) / 10  # many candidates per visit share its history
+    torch.manual_seed(0)
+    models = [CTRModel(CTRConfig(3, 4, history_length=8, n_items=N_ITEMS, popularity=True)),
+              JointCTR(JointCTRConfig(3, 4, history_length=8, n_items=N_ITEMS, channel_labels=(1, 2))),
+              DSSM(DSSMConfig(3, 4, history_length=8, n_items=N_ITEMS))]
+    for model in models:
+        model.eval()
+        with torch.no_grad():
+            row_by_row = torch.sigmoid(logits(model, tensors, test, np.arange(len(test)))).numpy()
+        np.testing.assert_allclose(score(model, tensors, test, batch=300), row_by_row, rtol=1e-5, atol=1e-6)

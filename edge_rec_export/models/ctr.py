@@ -74,15 +74,22 @@ class ItemEncoder(nn.Module):
 
 
 class GRUCell(nn.Module):
-    """r, z, n gates as in torch.nn.GRUCell; `attention` (B,) scales the update (AUGRU, seed 001's enhancement)."""
+    """r, z, n gates as in torch.nn.GRUCell; `attention` (B,) scales the update (AUGRU, seed 001's enhancement).
+    The input side of every step is projected at once (`inputs`, one MatMul over the sequence) and each `step`
+    adds only the hidden side: the unrolled loop does half the products (training ~2x faster, same maths)."""
 
     def __init__(self, n_in: int, hidden: int):
         super().__init__()
         self.x = nn.Linear(n_in, 3 * hidden)
         self.h = nn.Linear(hidden, 3 * hidden)
 
-    def forward(self, x, h, attention=None):
-        xr, xz, xn = self.x(x).chunk(3, dim=-1)
+    def inputs(self, x):
+        """x (..., H, n_in) -> the input side of the gates (..., H, 3 hidden)."""
+        return self.x(x)
+
+    def step(self, gx, h, attention=None):
+        """gx: one step of `inputs`, h (B, hidden) -> the next state."""
+        xr, xz, xn = gx.chunk(3, dim=-1)
         hr, hz, hn = self.h(h).chunk(3, dim=-1)
         r, update = torch.sigmoid(xr + hr), 1.0 - torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
@@ -115,9 +122,9 @@ class CTRModel(nn.Module):
         e_hist = self.item(hist_labels, hist_index, hist_vector, hist_item)  # (Bh, H, d)
         s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
         states = []
-        for t in range(hist_labels.shape[1]):
-            m = hist_mask[:, t, None]
-            s = s + m * (self.track(e_hist[:, t], s) - s)
+        # unbind, not [:, t]: each slice's backward would fill a whole (B, H, .) gradient, O(H^2) per sequence
+        for gx, m in zip(self.track.inputs(e_hist).unbind(1), hist_mask.unbind(1)):
+            s = s + m[:, None] * (self.track.step(gx, s) - s)
             states.append(s)
         return torch.stack(states, dim=1)
 
@@ -129,28 +136,34 @@ class CTRModel(nn.Module):
         return attn, (attn[..., None] * states).sum(dim=1)
 
     def features(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-                 cand_vector=None, hist_item=None, cand_item=None, cand_pop=None
+                 cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_of=None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The relevance network's input (N, 3g + d [+ 2]), plus the interest states (N, H, g) and mask (N, H)."""
+        """The relevance network's input (N, 3g + d [+ 2]), plus the interest states (N, H, g) and mask (N, H).
+        `hist_of` (N,): the history row of each candidate, where Bh distinct histories serve N candidates (scoring
+        many candidates per visit tracks each history once)."""
         n = cand_labels.shape[0]
-        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector, hist_item).expand(n, -1, -1)
-        mask = hist_mask.expand(n, -1)
+        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector, hist_item)
+        if hist_of is None:
+            states, mask = states.expand(n, -1, -1), hist_mask.expand(n, -1)
+        else:
+            states, mask = states[hist_of], hist_mask[hist_of]
         e_cand = self.item(cand_labels, cand_index, cand_vector, cand_item)  # (N, d)
         q = self.query(e_cand)  # (N, g)
         attn, pooled = self.attend(states, mask, q)
         h = e_cand.new_zeros(n, self.cfg.hidden)
-        for t in range(states.shape[1]):  # interest enhancement (AUGRU)
-            h = h + mask[:, t, None] * (self.enhance(states[:, t], h, attn[:, t]) - h)
+        for gx, m, a in zip(self.enhance.inputs(states).unbind(1), mask.unbind(1), attn.unbind(1)):  # AUGRU
+            h = h + m[:, None] * (self.enhance.step(gx, h, a) - h)
         parts = [h, pooled, pooled * q, e_cand]
         if self.cfg.popularity:  # the value and whether the item has any clicks at all
             parts += [cand_pop[:, None], (cand_pop[:, None] > 0).to(cand_pop.dtype)]
         return torch.cat(parts, dim=-1), states, mask
 
     def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-               cand_vector=None, hist_item=None, cand_item=None, cand_pop=None) -> torch.Tensor:
-        """hist_* (Bh, H, ...) with Bh = 1 or N, hist_mask (Bh, H) float; cand_* (N, ...) -> logits (N,)."""
+               cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_of=None) -> torch.Tensor:
+        """hist_* (Bh, H, ...) with Bh = 1 or N (or any, with `hist_of`), hist_mask (Bh, H) float; cand_* (N, ...)
+        -> logits (N,)."""
         z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector,
-                          hist_item, cand_item, cand_pop)[0]
+                          hist_item, cand_item, cand_pop, hist_of)[0]
         return self.relevance(z).squeeze(-1)
 
     def forward(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,

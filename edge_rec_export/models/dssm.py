@@ -74,11 +74,14 @@ class DSSM(nn.Module):
                                                      dim=-1)), dim=-1)
         return torch.cat([item, torch.ones_like(item[:, :1])], dim=-1)
 
-    def logits(self, hist_labels, hist_mask, cand_labels, cand_index, hist_item=None, cand_item=None) -> torch.Tensor:
-        """hist_labels (Bh, H, K), hist_mask (Bh, H), cand_labels (N, K), cand_index (N,); Bh is 1 or N -> (N,):
-        scale * cosine(user, item) + bias, one dot product of the two sides, so a catalogue's item sides can be
-        computed once and each user scored against all of them with a matrix-vector product."""
-        return (self.user_side(hist_labels, hist_mask, hist_item)
+    def logits(self, hist_labels, hist_mask, cand_labels, cand_index, hist_item=None, cand_item=None,
+               hist_of=None) -> torch.Tensor:
+        """hist_labels (Bh, H, K), hist_mask (Bh, H), cand_labels (N, K), cand_index (N,); Bh is 1 or N, or any
+        with `hist_of` (N,) naming each candidate's history row -> (N,): scale * cosine(user, item) + bias, one dot
+        product of the two sides, so a catalogue's item sides can be computed once and each user scored against
+        all of them with a matrix-vector product."""
+        user = self.user_side(hist_labels, hist_mask, hist_item)
+        return ((user if hist_of is None else user[hist_of])
                 * self.item_side(cand_labels, cand_index, cand_item)).sum(dim=-1)
 
     def forward(self, hist_labels, hist_mask, cand_labels, cand_index, hist_item=None, cand_item=None) -> torch.Tensor:

@@ -73,11 +73,11 @@ def compare(logs: dict[int, tuple[ClickLog, ClickLog]], runs: dict[int, Path], m
     return {"model": model_name, "baseline": baseline, "seeds": seeds, "paired": paired(sums)}
 
 
-def paired(sums: dict) -> dict:
+def paired(sums: dict, metrics: tuple[str, ...] = ("gauc", "ndcg@10")) -> dict:
     """sums: side ("model", "baseline") -> metric -> user -> values (one per seed) -> per metric the paired tests
     over the users both sides have, of the users' means."""
     out = {}
-    for m in ("gauc", "ndcg@10"):
+    for m in metrics:
         users = sorted(set(sums["model"][m]) & set(sums["baseline"][m]))
         a = np.array([np.mean(sums["model"][m][u]) for u in users])
         b = np.array([np.mean(sums["baseline"][m][u]) for u in users])

@@ -61,9 +61,14 @@ def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Te
 
 @torch.no_grad()
 def score(model, tensors: ItemTensors, s: Samples, batch: int = 4096) -> np.ndarray:
+    """Click probabilities of every row of `s`; the rows of one visit share a history, which is read once."""
     model.eval()
-    out = [torch.sigmoid(logits(model, tensors, s, np.arange(i, min(i + batch, len(s))))).cpu().numpy()
-           for i in range(0, len(s), batch)]
+    out = []
+    for i in range(0, len(s), batch):
+        idx = np.arange(i, min(i + batch, len(s)))
+        hist, hist_of = np.unique(s.hist[idx], axis=0, return_inverse=True)
+        feeds = tensors.feeds(hist, s.target[idx], model.feed_names, None if s.pop is None else s.pop[idx])
+        out.append(torch.sigmoid(model.logits(**feeds, hist_of=torch.from_numpy(hist_of.reshape(-1)))).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
