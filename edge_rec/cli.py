@@ -236,9 +236,13 @@ def _checked_items(clf: ContentClassifier, path):
         yield item
 
 
+READING = ("recommend", "info")  # store actions that open the file read-only (it must exist; it is never written)
+
+
 def _store(a) -> int:
     """`edge-rec store --db FILE ACTION ...`: one Store call, JSON lines out."""
-    with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify") as store:
+    with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify",
+               read_only=a.action in READING) as store:
         if a.action in ("add", "import"):
             before = len(store)
             try:

@@ -7,15 +7,20 @@ the whole catalogue that reflect every event recorded before the call.
     store.recommend("u1", k=10)
 
 In memory the catalogue is a columnar Pool (edge_rec/pool.py), loaded at open and kept up to date by add/remove;
-SQLite (WAL) holds the truth, each chunk of added items and each event committed as it comes.
+SQLite (WAL) holds the truth, each chunk of added items and each event committed as it comes. Memory follows what
+was committed: threads of one Store share one connection under one lock, and other processes' writes to the file
+are seen at the next call (docs/store.md has the concurrency contract).
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import sqlite3
 import threading
 import time as clock
+import urllib.parse
 from collections import Counter
 from typing import Hashable, Iterable, Sequence
 
@@ -34,6 +39,8 @@ POSITIVE = ("click", "long_view", "like", "share")  # events that make an item p
 NEGATIVE = ("hide", "dislike")  # the item is never shown again; labels hidden often enough are demoted
 EVENTS = ("impression", *POSITIVE, *NEGATIVE)
 HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write to finish before failing
+INT64 = 2 ** 63  # SQLite integers are signed 64-bit
 
 # Vectors are stored in chunks of up to CHUNK_ROWS (their item rows as int64 bytes, the vectors as float32 bytes,
 # and their int8 codes and scales for the semantic screen), each item row naming its chunk: opening scans the small
@@ -57,7 +64,55 @@ TAB = "\t"  # joins a result's tag names in one column (label names never hold a
 
 
 class StoreError(ValueError):
-    """The store file cannot be used as asked: another bundle's, a newer schema, not a store."""
+    """The store file cannot be used as asked: another bundle's, a newer schema, not a store, locked, damaged, full,
+    read-only. The message names the file and what to do."""
+
+
+def _explain(e: sqlite3.Error) -> str:
+    """What an SQLite failure means for the app, and what to do about it."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    text = str(e)
+    if name.startswith("SQLITE_BUSY") or "locked" in text:
+        return (f"another connection kept the file locked for more than {BUSY_TIMEOUT_S:.0f} s ({text}); nothing was "
+                "written: try again, or close the other writer")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return f"the file is damaged or not a store ({text}); restore it from a backup or start a new store"
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return "the disk is full; nothing was half-written: free some space and try again"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return (f"the file cannot be written ({text}); open it with read_only=True (the CLI's --read-only) to read "
+                "it, or make it and its folder writable")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return f"cannot open the file ({text}); check that its folder exists and can be read"
+    if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
+        return f"reading or writing the file failed ({text}); check the disk"
+    return text
+
+
+def _sqlite_errors(method):
+    """An SQLite failure inside a Store method becomes one StoreError naming the file."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {_explain(e)}") from None
+    return wrapped
+
+
+def _store_id(x, what: str):
+    """A user or item id as SQLite keeps it exactly: a str, or an int in the signed 64-bit range."""
+    if isinstance(x, str):
+        try:
+            x.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{what} {x!r:.60} is not valid Unicode (a lone surrogate at {e.start})") from None
+        return x
+    if isinstance(x, int) and not isinstance(x, bool):
+        if not -INT64 <= x < INT64:
+            raise ValueError(f"{what} {x} is out of range; an int id must fit in 64 bits (use a str id)")
+        return x
+    raise TypeError(f"{what} must be a str or an int, got {x!r:.60}")
 
 
 class Store:
@@ -65,27 +120,52 @@ class Store:
 
     A store remembers the bundle it was classified with (labels and vector size); opened with another it is refused
     unless `reclassify=True`, which classifies every stored text again with the new bundle.
-    Safe to share between threads (one lock around the connection and the in-memory catalogue).
+    Threads may share one Store (one lock around the connection and the in-memory catalogue), and processes one
+    file (WAL; a write waits up to BUSY_TIMEOUT_S for another's; each call first takes in what other connections
+    committed). `read_only=True` opens a file this process may not write (and never writes it).
     """
 
     def __init__(self, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None,
-                 profile: str = "phone", threads: int | None = None, reclassify: bool = False):
+                 profile: str = "phone", threads: int | None = None, reclassify: bool = False,
+                 read_only: bool = False):
         self.path = os.fspath(path)
+        self.read_only = read_only
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            raise StoreError(f"{self.path}: not a store (not a regular file); give a store file's path")
+        if read_only and not os.path.isfile(self.path):
+            raise StoreError(f"{self.path}: no store file there; a read-only store must already exist")
         self.recommender = EdgeRecommender(bundle, profile=profile, threads=threads)
         self._lock = threading.RLock()
+        self._db = None
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._open(reclassify)
+        except sqlite3.Error as e:
+            self.close()
+            raise StoreError(f"{self.path}: {_explain(e)}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, reclassify: bool) -> None:
+        if self.read_only:
+            self._db = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro", uri=True,
+                                       timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+        else:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                       isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash of the app loses nothing committed
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and not self.read_only:
+            self._create()  # or, where another process made it meanwhile, nothing
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a store ({e})") from None
         if version == 0:
-            self._create()
-        elif version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: not a store (an empty or foreign SQLite file)")
+        if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: store schema {version} is newer than this edge-rec's "
                              f"({SCHEMA_VERSION}); upgrade edge-rec")
-        elif version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION:
+            self._writable("upgrade its schema")
             self._migrate(version)
         made_with = self._meta("bundle")
         if made_with != self.recommender.bundle.classification_key:
@@ -94,10 +174,48 @@ class Store:
                 raise StoreError(f"{self.path}: classified with bundle {name!r}, whose labels or vector size differ "
                                  f"from bundle {self.recommender.bundle.name!r}; open it with reclassify=True "
                                  f"(`edge-rec store --db {self.path} reclassify`) to classify its texts again")
+            self._writable("classify its texts again")
             self._reclassify()
-        self._set_pool(self._load())
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._reload()
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; cannot {what} (open it without read_only)")
+
+    def _sync(self) -> None:
+        """Under the lock: take in the catalogue another connection changed since the last call (PRAGMA
+        data_version moves when another connection commits; the items' own counter says whether items changed)."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        if self._meta("items_version") != self._items_version:
+            self._reload()
+
+    def _reload(self) -> None:
+        with self._read():
+            self._set_pool(self._load())
+            self._items_version = self._meta("items_version")
+
+    def _read(self):
+        """One read transaction: the items and the vectors read from one snapshot of the file."""
+        return _Transaction(self._db, "BEGIN")
+
+    def _write(self):
+        """One write transaction, the file's write lock taken first (BEGIN IMMEDIATE: waits for another
+        process's write instead of failing on the upgrade from read to write)."""
+        self._writable("write to it")
+        return _Transaction(self._db, "BEGIN IMMEDIATE")
+
+    def _bump_items(self) -> None:
+        """Inside a write transaction that changed items: other connections reload the catalogue."""
+        self._db.execute("INSERT INTO meta VALUES ('items_version', '1') ON CONFLICT (key) DO UPDATE SET "
+                         "value = CAST(value AS INTEGER) + 1")
+        self._items_version = self._meta("items_version")
 
     # -- catalogue ---------------------------------------------------------------------------------------------
+    @_sqlite_errors
     def add(self, items: Iterable[Item | dict], chunk: int = 256) -> int:
         """Add or update items ({"id", "text"} or Items with text). New texts are classified a chunk at a time and
         each chunk committed as it is done; an id already stored with the same text is skipped; an item that also
@@ -117,10 +235,10 @@ class Store:
                 batch.append(item)
                 if len(batch) >= chunk:
                     pieces.append(self._add(batch))
-                    done += len(pieces[-1])
+                    done += len(pieces[-1][0])
                     batch = []
             pieces.append(self._add(batch))
-            return done + len(pieces[-1])
+            return done + len(pieces[-1][0])
         finally:  # one copy of the in-memory catalogue per call, not per chunk
             self._extend(pieces)
 
@@ -128,6 +246,7 @@ class Store:
         """Add the rows of a classified catalogue (`edge-rec classify --output`, JSON lines or Parquet, with a
         vector) as they are, without classifying again; rows written with another bundle are refused (StoreError
         naming the row), the rows before it kept. Returns how many were stored (new or changed)."""
+        self._writable("add items")
         key = self.recommender.bundle.classification_key
 
         def items():
@@ -142,14 +261,19 @@ class Store:
 
     def _checked(self, x, i: int) -> Item:
         item = as_item(x, f"item {i}")
+        _store_id(item.id, f"item {i}: id")
         if item.text is None:
             raise ValueError(f"item {i} (id {item.id!r:.60}) has no 'text'; the store classifies texts itself")
         self.recommender.classifier.clean(item.text, i)
+        _store_id(item.text, f"item {i} (id {item.id!r:.60}): text")
         return item
 
-    def _add(self, items: list[Item]) -> Pool:
-        """Classify and commit the items whose text is new; returns them as a Pool piece for _extend."""
+    def _add(self, items: list[Item]) -> tuple[Pool, dict]:
+        """Classify and commit the items whose text is new; returns them as a Pool piece and the (row, text) each
+        was committed as, for _extend."""
         with self._lock:
+            self._writable("add items")
+            self._sync()
             stored = dict(self._db.execute(
                 f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(items))})", [it.id for it in items]))
             fresh = list({it.id: it for it in items if stored.get(it.id) != it.text}.values())  # the last text wins
@@ -157,32 +281,53 @@ class Store:
             done = iter(self.recommender.classifier.classify(todo) if todo else [])
             results = [it.classification or next(done) for it in fresh]
             now = clock.time()
-            with self._db:
-                self._db.execute("BEGIN")
-                self._delete([it.id for it in fresh if it.id in stored])
+            if not fresh:
+                return self._pool([], []), {}
+            with self._write():
+                self._delete([it.id for it in fresh])
                 self._append([(it.id, it.text, *_row(c), now) for it, c in zip(fresh, results)],
                              [c.vector for c in results])
-            return self._pool([it.id for it in fresh], results)
+                self._bump_items()
+                committed = self._committed([it.id for it in fresh])
+            return self._pool([it.id for it in fresh], results), committed
 
-    def _extend(self, pieces: list[Pool]) -> None:
-        """Append committed pieces to the in-memory catalogue; an id seen again replaces its earlier row."""
-        pieces = [p for p in pieces if len(p)]
+    def _committed(self, ids: list) -> dict:
+        """id -> (row, text) as the file holds them now."""
+        return {i: (r, t) for i, r, t in self._db.execute(
+            f"SELECT id, row, text FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
+
+    def _extend(self, pieces: list[tuple[Pool, dict]]) -> None:
+        """Append committed pieces to the in-memory catalogue, each item only if the file still holds it as this
+        call committed it: a thread that replaced or removed it since has the last word, in memory as in the file."""
+        pieces = [(p, c) for p, c in pieces if len(p)]
         if not pieces:
             return
-        new = Pool.concat(pieces)
         with self._lock:
-            last = {item_id: i for i, item_id in enumerate(new.ids)}
-            if len(last) < len(new):
-                new = new.select(np.array(sorted(last.values())))
+            new = Pool.concat([p for p, _ in pieces])
+            ours = {}
+            for _, c in pieces:
+                ours.update(c)
+            now = self._committed(list(ours))
+            keep = {}
+            for at, item_id in enumerate(new.ids):
+                if now.get(item_id) == ours[item_id]:
+                    keep[item_id] = at  # the last piece holding an id is the one committed last
+            new = new.select(np.array(sorted(keep.values()), dtype=np.int64))
             self._drop([i for i in new.ids if i in self._rows])
             self._set_pool(Pool.concat([self.pool, new]))
 
+    @_sqlite_errors
     def remove(self, ids: Sequence[Hashable]) -> int:
         """Remove items (unknown ids are ignored); their events stay in the log. Returns how many were removed."""
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"remove takes a list of ids, got {ids!r:.60}; to remove one item: remove([id])")
+        ids = list(ids)
         with self._lock:
-            with self._db:
-                self._db.execute("BEGIN")
+            self._sync()
+            with self._write():
                 gone = self._delete(ids)
+                if gone:
+                    self._bump_items()
             self._drop([i for i in ids if i in self._rows])
         return gone
 
@@ -237,35 +382,57 @@ class Store:
         self.pool = pool
         self._rows = {item_id: i for i, item_id in enumerate(pool.ids)}
 
+    @_sqlite_errors
     def __len__(self) -> int:
-        return len(self.pool)
+        with self._lock:
+            self._sync()
+            return len(self.pool)
 
+    @_sqlite_errors
     def __contains__(self, item_id: Hashable) -> bool:
-        return item_id in self._rows
+        with self._lock:
+            self._sync()
+            return item_id in self._rows
 
     # -- behaviour ---------------------------------------------------------------------------------------------
+    @_sqlite_errors
     def record(self, user: Hashable, item: Hashable, event: str, time: float | None = None) -> None:
-        """Append one event (see EVENTS) of `user` on a stored `item`; it counts from the next recommend()."""
+        """Append one event (see EVENTS) of `user` on a stored `item`; it counts from the next recommend().
+        `time`: seconds since the epoch (default now), a finite number >= 0."""
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r:.40}; the events are {list(EVENTS)}")
-        if item not in self._rows:
-            raise ValueError(f"item {item!r:.60} is not in the store; add it first")
-        if user is None or isinstance(user, (list, dict, set)):
-            raise TypeError(f"user must be a str or int id, got {user!r:.60}")
+        _store_id(user, "user")
+        _store_id(item, "item")
+        if time is not None and (isinstance(time, bool) or not isinstance(time, (int, float))
+                                 or not math.isfinite(time) or time < 0):
+            raise ValueError(f"time must be a finite number of seconds since the epoch (>= 0), got {time!r:.40}")
         with self._lock:
+            self._writable("record events")
+            self._sync()
+            if item not in self._rows:
+                raise ValueError(f"item {item!r:.60} is not in the store; add it first")
             self._db.execute("INSERT INTO events (user, item, event, time) VALUES (?, ?, ?, ?)",
                              (user, item, event, clock.time() if time is None else float(time)))
 
+    @_sqlite_errors
     def forget_user(self, user: Hashable) -> int:
         """Erase every event of `user`; returns how many."""
+        _store_id(user, "user")
         with self._lock:
+            self._writable("forget a user")
             return self._db.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
 
+    @_sqlite_errors
     def prune(self, max_age_s: float | None = None, max_events_per_user: int | None = None) -> int:
-        """Retention: drop events older than `max_age_s`, and all but each user's `max_events_per_user` latest.
-        Returns how many events were dropped."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
+        """Retention: drop events older than `max_age_s` (> 0 seconds), and all but each user's
+        `max_events_per_user` latest (>= 0). Returns how many events were dropped."""
+        if max_age_s is not None and (isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float))
+                                      or not max_age_s > 0):
+            raise ValueError(f"max_age_s must be a number of seconds > 0, got {max_age_s!r:.40}")
+        if max_events_per_user is not None and (isinstance(max_events_per_user, bool)
+                                                or not isinstance(max_events_per_user, int) or max_events_per_user < 0):
+            raise ValueError(f"max_events_per_user must be an int >= 0, got {max_events_per_user!r:.40}")
+        with self._lock, self._write():
             dropped = 0
             if max_age_s is not None:
                 dropped += self._db.execute("DELETE FROM events WHERE time < ?", (clock.time() - max_age_s,)).rowcount
@@ -276,13 +443,16 @@ class Store:
                     (max_events_per_user,)).rowcount
         return dropped
 
+    @_sqlite_errors
     def events(self, user: Hashable) -> list[tuple[Hashable, str, float]]:
         """The user's (item, event, time), oldest first (by time, then by when recorded)."""
+        _store_id(user, "user")
         with self._lock:
             return self._db.execute("SELECT item, event, time FROM events WHERE user = ? ORDER BY time, seq",
                                     (user,)).fetchall()
 
     # -- recommending ------------------------------------------------------------------------------------------
+    @_sqlite_errors
     def recommend(self, user: Hashable, k: int | None = None, interest_tags: Sequence[str] = (),
                   exclude_seen: bool = False, **knobs) -> list[Recommendation]:
         """The top-k stored items for `user`, from the events recorded so far: the history is the items the user
@@ -293,6 +463,7 @@ class Store:
         knobs = rec.knobs(k, **knobs)
         account = rec.known_tags(tuple(interest_tags))
         with self._lock:
+            self._sync()
             events = self.events(user)
             positive = list(dict.fromkeys(reversed([i for i, e, _ in events if e in POSITIVE and i in self._rows])))
             history_ids = list(reversed(positive[:rec.history_length]))
@@ -306,8 +477,10 @@ class Store:
             return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote,
                             history_ids=history_ids)
 
+    @_sqlite_errors
     def info(self) -> dict:
         with self._lock:
+            self._sync()
             users, events = self._db.execute("SELECT COUNT(DISTINCT user), COUNT(*) FROM events").fetchone()
         return {"path": self.path, "schema": SCHEMA_VERSION, "bundle": self.recommender.bundle.name,
                 "items": len(self.pool), "users": users, "events": events,
@@ -315,7 +488,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -325,16 +499,20 @@ class Store:
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _create(self) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
+        with self._write():
+            if self._db.execute("PRAGMA user_version").fetchone()[0]:
+                return  # another process created it between our look and our lock
+            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(f"{self.path}: not a store (an SQLite file with other tables); use a new path")
             self._script(SCHEMA)
             self._db.execute("INSERT INTO meta VALUES ('bundle', ?)", (self.recommender.bundle.classification_key,))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migrate(self, version: int) -> None:
-        """Bring a store of an older schema up to SCHEMA_VERSION, all steps or none."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
+        """Bring a store of an older schema up to SCHEMA_VERSION, all steps or none (none again where another
+        process did it first)."""
+        with self._lock, self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
             for v in range(version, SCHEMA_VERSION):
                 MIGRATIONS[v](self)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -372,8 +550,8 @@ class Store:
     def _reclassify(self) -> None:
         texts = self._db.execute("SELECT row, text FROM items ORDER BY row").fetchall()
         results = list(self.recommender.classifier.classify_stream([t for _, t in texts]))
-        with self._db:
-            self._db.execute("BEGIN")
+        with self._write():
+            self._bump_items()
             self._db.executemany(f"UPDATE items SET ({COLUMNS}) = ({SLOTS}) WHERE row = ?",
                                  [(*_row(c), row) for (row, _), c in zip(texts, results)])
             vector = {row: c.vector for (row, _), c in zip(texts, results)}
@@ -424,6 +602,22 @@ class Store:
         found = {row[0]: row[1:] for row in self._db.execute(
             f"SELECT id, {COLUMNS} FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
         return [_classification(*found[i], self.pool.vector[self._rows[i]]) for i in ids]  # memory mirrors the file
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK where the block raised (and SQLite has not rolled back already)."""
+
+    def __init__(self, db: sqlite3.Connection, begin: str):
+        self.db, self.begin = db, begin
+
+    def __enter__(self) -> None:
+        self.db.execute(self.begin)
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
 
 # MIGRATIONS[v] takes a store of schema v to v + 1 (run in one transaction with the version bump).

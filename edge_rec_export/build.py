@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge_rec.scope import SCRIPTS, letter_units
+from edge_rec_export.build_plan import Plan, Probe, clock, ranking_seconds
 from edge_rec_export.data import texts_input
 from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
 
@@ -169,7 +170,9 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
 
     chain: list[Path] = []  # each step's output, in order
 
-    def step(title: str, done: Path, run, resume: Path | None = None) -> None:
+    plan: Plan | None = None  # made once the texts are tokenized
+
+    def step(key: str, title: str, done: Path, run, resume: Path | None = None) -> None:
         """Run a step unless the file it writes last (`done`) is there and no older than the previous step's
         (make's rule: a step redone, e.g. its output removed, makes every step after it run again). `resume`: the
         step's own per-epoch state, removed once the step is done (a teacher's is ~250 MB)."""
@@ -177,37 +180,47 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         chain.append(done)
         if done.exists() and (before is None or done.stat().st_mtime >= before.stat().st_mtime):
             say(f"== {title}: done")
+            if plan is not None:
+                plan.skip(key)
             return
         say(f"== {title}")
-        timed(title, run)
+        timed(key, title, run)
         if resume is not None:
             resume.unlink(missing_ok=True)
 
-    def timed(title: str, run) -> None:
+    def timed(key: str, title: str, run) -> None:
         t0 = time.time()
         try:
             run()
         finally:  # an interrupted step's time counts too
             elapsed()
-        say(f"   {title} took {time.time() - t0:.0f}s")
+        took = time.time() - t0
+        if plan is None:
+            say(f"   {title} took {took:.0f}s")
+            return
+        plan.finished(key, took)
+        left = plan.left()
+        say(f"   {title} took {took:.0f}s" + (f"; the build has about {clock(left)} left" if left >= 1 else ""))
 
-    step("split, prune the vocabulary, tokenize", prep / "meta.json",
+    step("prepare", "split, prune the vocabulary, tokenize", prep / "meta.json",
          lambda: tc.prepare(corpus, prep, recipe.salt, teacher))
-    n_layers = read_teacher(prep / "teacher.e5s1").config.layers
+    teacher_cfg = read_teacher(prep / "teacher.e5s1").config
+    n_layers = teacher_cfg.layers
     recipe.top = min(recipe.top, n_layers)
     recipe.student_layers = min(recipe.student_layers, n_layers)
     first = n_layers - recipe.top
     keep = sorted({first} | {j + 1 for j in tc.teacher_layers(n_layers, recipe.student_layers) if j + 1 < first})
     say(f"recipe: {asdict(recipe)}")
-    step(f"cache the frozen teacher layers {keep}", prep / "cache" / "done.json",
+    plan = build_plan(prep, teacher_cfg, recipe, len(corpus.transfer), len(events or ()), say)
+    step("cache", f"cache the frozen teacher layers {keep}", prep / "cache" / "done.json",
          lambda: tc.build_cache(prep, keep, dev))
-    step(f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
+    step("teacher", f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
         prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
         WideConfig(recipe.wide_buckets, recipe.wide_dim)), resume=work / "teacher.resume.pt")
-    step(f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json", lambda: tc.distill(
-        prep, work / "teacher.pt", recipe.student_layers, work / "student", recipe.distill_epochs, 2e-4,
-        recipe.batch, 2.0, dev), resume=work / "student" / "resume.pt")
-    step("add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
+    step("distill", f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json",
+         lambda: tc.distill(prep, work / "teacher.pt", recipe.student_layers, work / "student",
+                            recipe.distill_epochs, 2e-4, recipe.batch, 2.0, dev), resume=work / "student" / "resume.pt")
+    step("chars", "add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it
     # packages; anything less is written again.
@@ -215,19 +228,43 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     if (manifest.exists() and "recipe" in json.loads(manifest.read_text(encoding="utf-8"))
             and manifest.stat().st_mtime >= chain[-1].stat().st_mtime):
         say(f"== bundle: done ({out})")
+        plan.skip("bundle")
+        plan.skip("ranking")
     else:
         if out.exists():
             shutil.rmtree(out)
-        timed("the bundle", lambda: package_bundle(prep, work, out, corpus, lang, events, by_id, foreign, recipe,
-                                                   say))
+        timed("bundle", "the bundle", lambda: package_bundle(prep, work, out, corpus, lang, foreign, recipe, say))
+        if events is not None:
+            say("== recall + ranker from the click log")
+            timed("ranking", "the ranking models", lambda: build_ranking(
+                events, by_id, out, work / "ranking", recipe.name, recipe.ranking_epochs, say, plan))
         inputs = {"texts": texts, "unlabelled": unlabelled, "clicks": clicks, "out_of_scope": out_of_scope}
-        write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, elapsed(), command)
+        write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, elapsed(), command,
+                     plan.to_dict())
     bundle = load_bundle(out)  # verifies every file against the manifest
     summary(bundle, say)
     return bundle.metrics
 
 
-def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str, events, by_id: dict[str, str],
+def build_plan(prep: Path, teacher_cfg, recipe: Recipe, n_transfer: int, n_events: int, say) -> Plan:
+    """Probe this machine and print each step's estimated time (Plan)."""
+    from edge_rec_export.training.train_classifier import load_prep
+
+    data, meta = load_prep(prep)
+    tokens = round(float(data["train"].len.float().mean()))
+    probe = Probe.measure(teacher_cfg.hidden, teacher_cfg.heads, teacher_cfg.ff, tokens)
+    sizes = meta["sizes"]
+    plan = Plan.make(probe, n_train=sizes["train"], n_val=sizes["val"], n_test=sizes["test"], n_transfer=n_transfer,
+                     teacher_layers=teacher_cfg.layers, top=recipe.top, teacher_epochs=recipe.teacher_epochs,
+                     student_layers=recipe.student_layers, distill_epochs=recipe.distill_epochs, events=n_events,
+                     ranking_epochs=recipe.ranking_epochs)
+    say(f"plan ({probe.threads} threads, {tokens} tokens a text; estimates from a probe of this machine):")
+    for line in plan.lines():
+        say(line)
+    return plan
+
+
+def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
                    out_of_scope: dict[str, list[str]], recipe: Recipe, say) -> None:
     from edge_rec_export.bundle import package_classifier, scope_calibration
     from edge_rec_export.training.train_classifier import prep_texts
@@ -238,9 +275,6 @@ def package_bundle(prep: Path, work: Path, out: Path, corpus: Corpus, lang: str,
     scope = scope_calibration.calibrate_bundle(out, texts["val"], texts["test"], scripts_of(texts["train"]), [lang],
                                                f"{corpus.name}: {len(corpus.labels)} labels", out_of_scope)
     say(f"== scope: scripts {scope['scripts']}, {scope['measured']}")
-    if events is not None:
-        say("== recall + ranker from the click log")
-        build_ranking(events, by_id, out, work / "ranking", recipe.name, recipe.ranking_epochs, say)
 
 
 def rank(bundle_dir: Path, texts: Path, clicks: Path, work: Path, epochs: int = Recipe.ranking_epochs,
@@ -279,25 +313,35 @@ def ranking_log(events, by_id: dict[str, str], bundle_dir: Path, name: str):
     return log
 
 
-def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, name: str, epochs: int, say) -> dict:
-    """The ranking models trained on the click log (`ranking_log`), exported and added to the bundle."""
+def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, name: str, epochs: int, say,
+                  plan: Plan | None = None) -> dict:
+    """The ranking models trained on the click log (`ranking_log`), exported and added to the bundle. `plan`: its
+    estimate is revised from the log's training rows."""
     from edge_rec_export.bundle.package_ranking import package_into
+    from edge_rec_export.data.interactions import samples
     from edge_rec_export.training.train_ranking import train_all
 
     log = ranking_log(events, by_id, bundle_dir, name)
     say(f"   {len(log.train)} training, {len(log.val)} validation, {len(log.test)} test visits over "
         f"{len(log.items) - 1} items ({int(log.items.identity.max(initial=0))} with training events: identity and "
         "popularity)")
+    if plan is not None:
+        rows = len(samples(log.train, 1))
+        plan.revise("ranking", ranking_seconds(plan.probe, rows, epochs))
+        say(f"   {rows} training rows: at most ~{clock(plan.estimates['ranking'])} for the ranking models "
+            "(each stops early when validation stops improving)")
     train_all(log, run, epochs=epochs, lr=3e-3, batch=512, seed=0, logf=say)
     return package_into(run, log, bundle_dir)
 
 
-def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int, command: str | None) -> None:
+def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int, command: str | None,
+                 plan: dict) -> None:
     from edge_rec.bundle import MANIFEST
     from edge_rec_export.bundle.bundle_writer import write_manifest
 
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
-    manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds, "command": command}
+    manifest["recipe"] = {**asdict(recipe), "inputs": inputs, "build_seconds": seconds, "command": command,
+                          "plan": plan}
     write_manifest(bundle_dir, manifest, list(manifest["files"]))
 
 

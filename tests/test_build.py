@@ -2,6 +2,8 @@
 every input format's bad rows, each a one-line error naming file and line."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -66,12 +68,14 @@ def built(tmp_path_factory):
     argv = ["build", "--texts", str(texts), "--unlabelled", str(unlabelled), "--clicks", str(clicks), "--out",
             str(out), "--work", str(tmp / "work"), "--quick", "--device", "cpu", "--teacher", str(teacher),
             "--labels", "world,money,people", "--out-of-scope", str(english)]
-    assert export_main(argv) == 0
-    return out, argv, rows
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        assert export_main(argv) == 0
+    return out, argv, rows, log.getvalue()
 
 
 def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
-    out, _, rows = built
+    out, _, rows, _ = built
     bundle = load_bundle(out)  # verifies every file's bytes
     assert bundle.name == "bundle" and bundle.primary_labels == ["world", "money", "people"]  # --labels' order
     m = bundle.metrics
@@ -95,6 +99,10 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert bundle.manifest["recipe"]["build_seconds"] == int((work / "build_seconds.txt").read_text()) > 0
     # A finished step's resume state is removed; its output stays.
     assert (work / "teacher.pt").exists() and not (work / "teacher.resume.pt").exists()
+    # The plan: every step estimated before it ran, and what it took.
+    plan = bundle.manifest["recipe"]["plan"]
+    assert list(plan) == ["cache", "teacher", "distill", "chars", "bundle", "ranking"]
+    assert all(p["estimated_s"] >= 0 and p["actual_s"] is not None for p in plan.values())
     assert not (work / "student" / "resume.pt").exists()
     # The ranking step's guarantee: what shipped and why, judged on validation against the baselines.
     ranking = m["ranking"]
@@ -110,7 +118,7 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
 
 
 def test_built_bundle_recommends(built):
-    out, _, rows = built
+    out, _, rows, _ = built
     rec = EdgeRecommender(out)
     history = [{"id": r["id"], "text": r["text"]} for r in rows if r["label"] == "money"][:5]
     items = [{"id": r["id"], "text": r["text"]} for r in rows[1::4]]
@@ -152,8 +160,28 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
                         str(clicks)]) == 2
 
 
+def test_the_build_prints_its_plan_then_the_time_left_after_each_step(built):
+    said = built[3]
+    plan = said[said.index("plan ("):].splitlines()
+    assert "threads" in plan[0] and [line.split()[0] for line in plan[1:8]] == [
+        "cache", "teacher", "distill", "chars", "bundle", "ranking", "total"]
+    assert said.count("the build has about") >= 5  # after every step but the last
+    assert "training rows: at most ~" in said  # the ranking estimate revised from the log
+
+
+def test_the_time_left_scales_the_steps_to_come_by_how_the_finished_ones_went():
+    from edge_rec_export.build_plan import Plan, Probe
+
+    plan = Plan(Probe(1e-3, 3e-3, 0.1, 2), {"a": 10.0, "b": 20.0, "c": 30.0})
+    assert plan.left() == 60.0
+    plan.finished("a", 20.0)  # twice as slow as estimated
+    assert plan.left() == 100.0
+    plan.skip("b")  # done by an earlier run
+    assert plan.left() == 60.0 and "b" not in plan.to_dict()
+
+
 def test_rerun_skips_finished_steps(built, capsys):
-    _, argv, _ = built
+    _, argv, *_ = built
     assert export_main(argv) == 0
     said = capsys.readouterr().out
     assert said.count(": done") == 6  # prepare, cache, teacher, student, character part, the bundle
@@ -161,7 +189,7 @@ def test_rerun_skips_finished_steps(built, capsys):
 
 @pytest.mark.slow  # re-runs the later steps of a build (~50 s): CI runs it with the other slow-marked tests
 def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
-    out, argv, _ = built
+    out, argv, *_ = built
     work = Path(argv[argv.index("--work") + 1])
     before = (out / "manifest.json").stat().st_mtime
     shutil.rmtree(work / "student_chars")  # e.g. to fit the character part again

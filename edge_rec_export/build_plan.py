@@ -1,0 +1,125 @@
+"""The build's plan: each step with an estimated time, from the corpus size and a probe of this machine (one encoder
+layer of the teacher's size and one ranking-model batch, timed here in about a second), then after each step the time
+left for the whole build, the estimates of the steps still to run scaled by how the finished ones compared with
+theirs. The estimates and the actual times go into the manifest's recipe (`plan`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# Seconds of a step per second of the probe's matching operation, from builds timed on 2 cores (AG News, MIND,
+# MovieLens --quick; `plan` in their manifests): the heads, the optimizer, data loading and evaluation that the
+# probe leaves out. Re-fitted from those manifests when the steps change.
+OVERHEAD = {"cache": 1.6, "teacher": 1.5, "distill": 1.9, "chars": 1.0, "bundle": 1.0, "ranking": 1.3}
+CHARS_SECONDS_PER_TEXT = 0.0008  # the character part: a LinearSVC grid on hashed TF-IDF (linear in the texts)
+BUNDLE_SECONDS = 25.0  # export, parity check, INT8 calibration, latency and scope figures (mostly fixed)
+RANKING_ROWS_PER_EVENT = 1.5  # training rows (click + sampled skips) per click-log event, before the log is read
+RANKING_BATCH = 512
+RANKING_MODELS = 3  # DSSM, CTR teacher, CTR student
+
+
+@dataclass
+class Probe:
+    forward: float  # seconds per text through one encoder layer, forward
+    train: float  # forward + backward
+    ranking: float  # seconds per ranking-model training batch
+    threads: int  # torch's
+
+    @classmethod
+    def measure(cls, hidden: int, heads: int, ff: int, tokens: int, history: int = 50) -> "Probe":
+        import torch
+
+        from edge_rec_export.models.ctr import CTRConfig, CTRModel
+        from edge_rec_export.models.encoder import EncoderConfig, Layer
+
+        torch.manual_seed(0)
+        layer = Layer(EncoderConfig(vocab_size=8, hidden=hidden, heads=heads, ff=ff, layers=1))
+        x, bias = torch.randn(32, max(tokens, 1), hidden), torch.zeros(32, 1, 1, max(tokens, 1))
+        with torch.no_grad():
+            forward = _best(lambda: layer(x, bias)) / 32
+        train = _best(lambda: layer(x.requires_grad_(), bias).sum().backward()) / 32
+        ctr = CTRModel(CTRConfig(n_labels=64, history_length=history, n_items=1000, popularity=True))
+        n = RANKING_BATCH
+        feeds = {"hist_labels": torch.randint(0, 64, (n, history, 4)), "hist_index": torch.rand(n, history),
+                 "hist_mask": torch.ones(n, history), "hist_item": torch.randint(0, 1000, (n, history)),
+                 "cand_labels": torch.randint(0, 64, (n, 4)), "cand_index": torch.rand(n),
+                 "cand_item": torch.randint(0, 1000, (n,)), "cand_pop": torch.rand(n)}
+        ranking = _best(lambda: ctr.logits(**feeds).sum().backward(), repeats=2)
+        return cls(forward, train, ranking, torch.get_num_threads())
+
+
+def _best(run, repeats: int = 3) -> float:
+    """The fastest of `repeats` timed runs after one warm-up (the least disturbed by other work)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+@dataclass
+class Plan:
+    probe: Probe
+    estimates: dict[str, float]  # step -> seconds, in build order
+    actual: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, probe: Probe, *, n_train: int, n_val: int, n_test: int, n_transfer: int, teacher_layers: int,
+             top: int, teacher_epochs: int, student_layers: int, distill_epochs: int, events: int,
+             ranking_epochs: int) -> "Plan":
+        f, b = probe.forward, probe.train
+        frozen = teacher_layers - top
+        n_all = n_train + n_val + n_test + n_transfer
+        est = {
+            "cache": n_all * frozen * f,
+            "teacher": teacher_epochs * (n_train * top * b + n_val * top * f),
+            "distill": distill_epochs * ((n_train + n_transfer) * (top * f + student_layers * b)
+                                         + n_val * student_layers * f),
+            "chars": n_train * CHARS_SECONDS_PER_TEXT,
+            "bundle": BUNDLE_SECONDS,
+        }
+        est = {k: v * OVERHEAD[k] for k, v in est.items()}
+        if events:
+            est["ranking"] = ranking_seconds(probe, events * RANKING_ROWS_PER_EVENT, ranking_epochs)
+        return cls(probe, est)
+
+    def finished(self, step: str, seconds: float) -> None:
+        self.actual[step] = seconds
+
+    def skip(self, step: str) -> None:
+        """A step an earlier run of the build finished: out of the plan."""
+        self.estimates.pop(step, None)
+
+    def revise(self, step: str, seconds: float) -> None:
+        """A better estimate of a step not yet run (the ranking step once its log is read)."""
+        self.estimates[step] = seconds
+
+    def left(self) -> float:
+        """Seconds left: the estimates of the steps not yet finished, scaled by actual / estimated so far."""
+        done = [s for s in self.actual if s in self.estimates]
+        est_done = sum(self.estimates[s] for s in done)
+        scale = sum(self.actual[s] for s in done) / est_done if est_done > 0 else 1.0
+        return scale * sum(v for s, v in self.estimates.items() if s not in self.actual)
+
+    def lines(self) -> list[str]:
+        total = sum(self.estimates.values())
+        return [f"   {step:<10} ~{clock(seconds)}" for step, seconds in self.estimates.items()] + [
+            f"   {'total':<10} ~{clock(total)} (the ranking models stop early when validation stops improving: "
+            "their estimate is for every epoch)" if "ranking" in self.estimates else f"   {'total':<10} ~{clock(total)}"]
+
+    def to_dict(self) -> dict:
+        return {step: {"estimated_s": round(v), "actual_s": round(self.actual[step]) if step in self.actual else None}
+                for step, v in self.estimates.items()}
+
+
+def ranking_seconds(probe: Probe, rows: float, epochs: int) -> float:
+    """Every epoch of the three ranking models over `rows` training rows."""
+    return rows / RANKING_BATCH * probe.ranking * epochs * RANKING_MODELS * OVERHEAD["ranking"]
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
