@@ -179,7 +179,7 @@ class EdgeRecommender:
             if not len(kept):
                 return []
         kept_f = {key: v[kept] for key, v in f.items()}
-        sim = similarity(hist_f["vector"], kept_f["vector"], knobs["semantic_mode"])  # (U,)
+        sim = similarity(hist_f["vector"], kept_f["vector"], knobs["semantic_mode"], self.threads)  # (U,)
         ctrs = [self.ranker(i, kept_f) for i in interests]  # per interest (U,) second interaction rate
         lam, prior = knobs["lam"], kept_f["index" if knobs["prior"] == "index" else "pop"]
         degrees = [lam * p + (1.0 - lam) * prior for p in ctrs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_rec.bundle import Bundle, BundleError
+from edge_rec.semantic import max_dot
 from edge_rec.sessions import bundle_session
 
 HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector", "hist_item": "item"}
@@ -51,6 +52,7 @@ class RecallSides:
     catalogue computes it once (`items`, kept as the features' "recall_items") and each call is one product."""
 
     def __init__(self, bundle: Bundle, threads: int):
+        self.threads = threads
         self.user, self.user_path = bundle_session(bundle, "recall_user", threads)
         self.item_side, self.items_path = bundle_session(bundle, "recall_items", threads)
         for session, path, (required, optional), output in ((self.user, self.user_path, RECALL_USER, "user"),
@@ -78,12 +80,13 @@ class RecallSides:
         items = candidates.get("recall_items")
         items = self.items(candidates) if items is None else items
         (user,) = self.user.run(["user"], history_feeds(history, self.history_length, self.user_inputs))
-        return side_scores(items, finite(user, self.user_path))
+        return side_scores(items, finite(user, self.user_path), self.threads)
 
 
-def side_scores(items: np.ndarray, user: np.ndarray) -> np.ndarray:
-    """A two-sided recall model's scores: items (N, D), user (1, D) -> sigmoid(items @ user.T) (N,)."""
-    return (1.0 / (1.0 + np.exp(-(items @ user[0])))).astype(np.float32)
+def side_scores(items: np.ndarray, user: np.ndarray, threads: int = 1) -> np.ndarray:
+    """A two-sided recall model's scores: items (N, D), user (1, D) -> sigmoid(items @ user.T) (N,), the product in
+    onnxruntime (semantic.max_dot) with `threads` threads."""
+    return (1.0 / (1.0 + np.exp(-max_dot(items, user.T, threads)))).astype(np.float32)
 
 
 def history_feeds(history: dict[str, np.ndarray], h: int, inputs: list[str]) -> dict[str, np.ndarray]:

@@ -24,6 +24,9 @@ CHUNK = 4096  # rows widened to float32 at a time
 # MatMulInteger + ReduceMax (edge_rec_export/bundle/int8_product.py): onnxruntime's u8 x s8 kernel, about twice
 # numpy's float32 product on one AVX2 core.
 INT8_GRAPH = PACKAGE / "graphs" / "int8_max_dot.onnx"
+# MatMul + ReduceMax in float32: the runtime's float products run in onnxruntime's thread pool (the profile's
+# threads), never in numpy's BLAS, which would take every core of the host app (issue 35).
+FLOAT_GRAPH = PACKAGE / "graphs" / "float_max_dot.onnx"
 ZERO = np.array(128, dtype=np.uint8)  # item codes are stored +128 as uint8, the kernel's fast operand order
 # References take 7 bits: the AVX2 kernel sums pairs of u8 x s8 products in int16 (vpmaddubsw saturates), and
 # 2 x 255 x 63 < 32768 keeps every pair exact.
@@ -31,15 +34,24 @@ REF_LEVELS = 63
 SCREEN = 4  # an int8 screen keeps SCREEN x D items for the exact float32 re-score
 
 
-def similarity(refs: np.ndarray, vectors: np.ndarray, mode: str = "max") -> np.ndarray:
+def similarity(refs: np.ndarray, vectors: np.ndarray, mode: str = "max", threads: int = 1) -> np.ndarray:
     """refs (h, V), vectors (N, V) -> (N,): the max or mean cosine over the references; zeros when h = 0."""
     if mode not in MODES:
         raise ValueError(f"semantic mode must be one of {MODES}, got {mode!r}")
-    if not len(refs):
+    if not len(refs) or not len(vectors):
         return np.zeros(len(vectors), dtype=np.float32)
-    if mode == "mean":  # the mean of the dot products is the dot product with the mean reference
-        return (vectors @ refs.mean(axis=0)).astype(np.float32)
-    return (vectors @ refs.T).max(axis=1).astype(np.float32)  # (N, h) -> (N,)
+    # the mean of the dot products is the dot product with the mean reference
+    refs = refs.mean(axis=0, keepdims=True) if mode == "mean" else refs
+    return max_dot(vectors, refs.T, threads)
+
+
+def max_dot(vectors: np.ndarray, refs: np.ndarray, threads: int = 1) -> np.ndarray:
+    """vectors (N, V) x refs (V, h) -> (N,) float32: each row's largest product (h = 1: the product), computed in
+    onnxruntime with `threads` threads."""
+    (best,) = _session(FLOAT_GRAPH, threads).run(["best"], {
+        "vectors": np.ascontiguousarray(vectors, dtype=np.float32),
+        "refs": np.ascontiguousarray(refs, dtype=np.float32)})
+    return best
 
 
 def int8_codes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +64,8 @@ def int8_codes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def _int8_session(threads: int) -> ort.InferenceSession:
-    return make_session(INT8_GRAPH, threads)
+def _session(graph, threads: int) -> ort.InferenceSession:
+    return make_session(graph, threads)
 
 
 def int8_similarity(refs: np.ndarray, codes: np.ndarray, scale: np.ndarray, mode: str = "max",
@@ -64,7 +76,7 @@ def int8_similarity(refs: np.ndarray, codes: np.ndarray, scale: np.ndarray, mode
     refs = refs.mean(axis=0, keepdims=True) if mode == "mean" else refs
     step = max(float(np.abs(refs).max()), 1e-12) / REF_LEVELS
     q = np.ascontiguousarray(np.rint(refs / step).astype(np.int8).T)  # (V, h)
-    (best,) = _int8_session(threads).run(["best"], {"codes": codes, "refs": q, "zero": ZERO})
+    (best,) = _session(INT8_GRAPH, threads).run(["best"], {"codes": codes, "refs": q, "zero": ZERO})
     return best.astype(np.float32) * (scale * np.float32(step))
 
 
@@ -77,10 +89,10 @@ def most_similar(refs: np.ndarray, features: dict[str, np.ndarray], d: int, pena
     vectors = features["vector"]
     codes = features.get("vector_codes")
     if codes is None or d <= 0 or SCREEN * d >= len(vectors):
-        return top_d(similarity(refs, vectors, mode) - penalty, d)
+        return top_d(similarity(refs, vectors, mode, threads) - penalty, d)
     rough = int8_similarity(refs, codes, features["vector_scale"], mode, threads) - penalty
     head = np.sort(top_d(rough, SCREEN * d))
-    return head[top_d(similarity(refs, vectors[head], mode) - penalty[head], d)]
+    return head[top_d(similarity(refs, vectors[head], mode, threads) - penalty[head], d)]
 
 
 class VectorStore:

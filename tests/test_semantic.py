@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge_rec.recall import top_d
-from edge_rec.semantic import INT8_GRAPH, REF_LEVELS, ZERO, _int8_session, int8_codes, int8_similarity, \
+from edge_rec.semantic import INT8_GRAPH, REF_LEVELS, ZERO, _session, int8_codes, int8_similarity, \
     most_similar, similarity
 
 
@@ -15,11 +15,12 @@ def unit(rng, n, v=64):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_committed_graph_is_the_one_the_export_side_builds():
+def test_committed_graphs_are_the_ones_the_export_side_builds():
     pytest.importorskip("onnx")
-    from edge_rec_export.bundle.int8_product import int8_max_dot
+    from edge_rec_export.bundle.product_graphs import GRAPH_BYTES
 
-    assert INT8_GRAPH.read_bytes() == int8_max_dot()
+    for name, make in GRAPH_BYTES.items():
+        assert (INT8_GRAPH.parent / name).read_bytes() == make()
 
 
 def test_integer_products_are_exact_at_the_extremes():
@@ -28,7 +29,7 @@ def test_integer_products_are_exact_at_the_extremes():
     codes = rng.choice(np.array([0, 255, 1, 254], dtype=np.uint8), size=(300, 384))
     refs = rng.choice(np.array([-REF_LEVELS, REF_LEVELS], dtype=np.int8), size=(384, 7))
     refs[:, 0] = REF_LEVELS
-    (best,) = _int8_session(1).run(["best"], {"codes": codes, "refs": refs, "zero": ZERO})
+    (best,) = _session(INT8_GRAPH, 1).run(["best"], {"codes": codes, "refs": refs, "zero": ZERO})
     exact = ((codes.astype(np.int64) - 128) @ refs.astype(np.int64)).max(axis=1)
     np.testing.assert_array_equal(best, exact)
 
