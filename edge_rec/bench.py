@@ -196,7 +196,9 @@ def main(a) -> int:
     """The CLI's `bench` command (arguments checked by edge_rec.cli)."""
     if a.plot:  # fail before measuring, not after
         _require_matplotlib()
-    bundles = [load_bundle(a.bundle)] + ([load_bundle(a.compare)] if a.compare else [])
+    keys = a.trusted_key
+    bundles = [load_bundle(a.bundle, trusted_keys=keys)] + ([load_bundle(a.compare, trusted_keys=keys)]
+                                                            if a.compare else [])
     threads = a.threads or sorted({1, 2, os.cpu_count() or 1})
     result = run(bundles, threads, a.seconds, cold=not a.no_cold_start)
     print(table(result))

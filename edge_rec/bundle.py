@@ -33,6 +33,7 @@ class BundleError(ValueError):
 class Bundle:
     path: Path
     manifest: dict
+    signed_by: str | None = None  # the id of the trusted key whose signature was checked at load (edge_rec/trust.py)
 
     @property
     def name(self) -> str:
@@ -111,8 +112,10 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> Bundle:
-    """Read and check a bundle directory. `verify=False` skips the sha256 pass (size is still checked)."""
+def load_bundle(path: str | os.PathLike | None = None, verify: bool = True, trusted_keys=None) -> Bundle:
+    """Read and check a bundle directory. `verify=False` skips the sha256 pass (size is still checked).
+    `trusted_keys`: public keys (PEM files or bytes; several for key rotation): the bundle must carry a signature
+    by one of them over its manifest (edge_rec/trust.py), checked before anything else is read."""
     path = Path(path) if path is not None else default_bundle_path()
     if not path.is_dir():
         raise BundleError(f"bundle directory not found: {path} (pass a bundle path or set EDGE_REC_BUNDLE)")
@@ -122,9 +125,15 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
     if mpath.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{mpath}: {mpath.stat().st_size} bytes, past the limit of {MAX_MANIFEST_BYTES}")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        raw = mpath.read_bytes()  # read once: the bytes signed are the bytes parsed
     except OSError as e:
         raise BundleError(f"{mpath}: cannot be read ({e.strerror or e})") from None
+    signed_by = None
+    if trusted_keys is not None:
+        from edge_rec.trust import check_signature
+        signed_by = check_signature(path, raw, trusted_keys)
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise BundleError(f"{mpath}: not valid JSON (nested too deeply)") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
@@ -147,7 +156,20 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True) -> B
     except OSError as e:
         raise BundleError(f"{e.filename or path}: cannot be read ({e.strerror or e})") from None
     _check_content(mpath, manifest)
-    return Bundle(path, manifest)
+    return Bundle(path, manifest, signed_by)
+
+
+def as_bundle(bundle: "str | os.PathLike | Bundle | None", trusted_keys=None) -> Bundle:
+    """A Bundle from a path (loaded, with `trusted_keys` checked) or a loaded Bundle (whose signature, where keys
+    are given, must have been checked against one of them when it was loaded)."""
+    if not isinstance(bundle, Bundle):
+        return load_bundle(bundle, trusted_keys=trusted_keys)
+    if trusted_keys is not None:
+        from edge_rec.trust import public_keys
+        if bundle.signed_by not in public_keys(trusted_keys):
+            raise BundleError(f"{bundle.path}: loaded without a check of its signature by these trusted keys; load "
+                              "it with load_bundle(path, trusted_keys=...)")
+    return bundle
 
 
 def _check_files(path: Path, manifest: dict, verify: bool) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from edge_rec.batching import length_groups
-from edge_rec.bundle import Bundle, BundleError, load_bundle
+from edge_rec.bundle import Bundle, BundleError, as_bundle
 from edge_rec.cache import LRUCache
 from edge_rec.char_codes import CHAR_INPUT, char_codes
 from edge_rec.checks import positive_int, probability
@@ -74,12 +74,13 @@ class ContentClassifier:
     profile: "phone" (1 thread), "tablet" (2) or "pc" (all cores); `threads` overrides it.
     Results are cached per content id (or per text when no ids are given), `cache_size` entries at most. The
     cache remembers each id's text: a different text under a known id is classified afresh and replaces the entry.
+    `trusted_keys`: public keys one of which must have signed the bundle (edge_rec/trust.py).
     """
 
     def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
                  threads: int | None = None, cache_size: int = 10_000, tag_threshold: float | None = None,
-                 batch_size: int | None = None):
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+                 batch_size: int | None = None, trusted_keys=None):
+        self.bundle = as_bundle(bundle, trusted_keys)
         cfg = self.bundle.pipeline
         self.tag_threshold = probability("tag_threshold", cfg.get("tag_threshold", 0.5)
                                          if tag_threshold is None else tag_threshold)

@@ -25,14 +25,28 @@ from edge_rec.store import EVENTS, Store
 EXAMPLES = shipped("examples")  # titles.txt, items.jsonl, user.json: held-out titles (edge_rec_export.data.demo_data)
 
 
-def _add_bundle_args(p: argparse.ArgumentParser) -> None:
+def _add_bundle_args(p: argparse.ArgumentParser, profile: bool = True) -> None:
     p.add_argument("--bundle", default=None, help=f"bundle directory (default: {default_bundle_path()})")
-    p.add_argument("--profile", default="phone", choices=sorted(PROFILES),
-                   help="thread profile: phone = 1 thread, tablet = 2, pc = all cores (default: phone)")
+    _add_trust_arg(p)
+    if profile:
+        p.add_argument("--profile", default="phone", choices=sorted(PROFILES),
+                       help="thread profile: phone = 1 thread, tablet = 2, pc = all cores (default: phone)")
+
+
+def _add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trusted-key", action="append", default=None, metavar="PUBFILE",
+                   help="a public key (from `edge-rec-export keygen`) one of which must have signed the bundle; "
+                   "repeat for several (key rotation)")
+
+
+def _verify(a) -> int:
+    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
+    print(json.dumps({"path": str(b.path), "name": b.name, "verified": True, "signed_by": b.signed_by}))
+    return 0
 
 
 def _info(a) -> int:
-    b = load_bundle(a.bundle_path)
+    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
     m = b.manifest
     sizes = {n: b.file(n).stat().st_size for n in m["files"]}  # `bytes` is optional in the manifest
     recommends = "ranking" in m and {"recall", "ranker"} <= set(m["models"])
@@ -54,7 +68,7 @@ def _classify(a) -> int:
         raise ValueError("classify takes TEXT... (or '-' for stdin), or --input FILE with --output FILE")
     # A catalogue has each text once: no result cache (it would only hold memory).
     clf = ContentClassifier(a.bundle, profile=a.profile, tag_threshold=a.threshold,
-                            cache_size=0 if a.input else 10_000)
+                            cache_size=0 if a.input else 10_000, trusted_keys=a.trusted_key)
     if a.input:
         progress = _Progress("items") if sys.stderr.isatty() else None
         counts = classify_catalogue(clf, a.input, a.output, a.vector_format, skip_bad=a.skip_bad,
@@ -130,7 +144,7 @@ def _print(record: dict, flush: bool = True) -> None:
 
 
 def _demo(a) -> int:
-    rec = EdgeRecommender(a.bundle, profile=a.profile)
+    rec = EdgeRecommender(a.bundle, profile=a.profile, trusted_keys=a.trusted_key)
     clf, b = rec.classifier, rec.bundle
     acc = b.metrics.get("student_int8_onnx", {}).get("accuracy")
     print(f"bundle {b.name} ({b.path}); held-out accuracy of this classifier: {acc}\n")
@@ -217,7 +231,7 @@ def _classified_items(clf: ContentClassifier, path) -> list[Item]:
 
 def _recommend(a) -> int:
     user = _read_json(a.user, "the user")
-    rec = EdgeRecommender(a.bundle, profile=a.profile)
+    rec = EdgeRecommender(a.bundle, profile=a.profile, trusted_keys=a.trusted_key)
     items = _classified_items(rec.classifier, a.items)
     for r in rec.recommend(user, items, k=a.k):
         print(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -242,7 +256,7 @@ READING = ("recommend", "info")  # store actions that open the file read-only (i
 def _store(a) -> int:
     """`edge-rec store --db FILE ACTION ...`: one Store call, JSON lines out."""
     with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify",
-               read_only=a.action in READING) as store:
+               read_only=a.action in READING, trusted_keys=a.trusted_key) as store:
         if a.action in ("add", "import"):
             before = len(store)
             try:
@@ -281,7 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="show a bundle's manifest summary", description="Show a bundle's manifest summary.")
     p.add_argument("bundle_path", nargs="?", default=None, help="bundle directory (default: the shipped bundle)")
+    _add_trust_arg(p)
     p.set_defaults(func=_info)
+    p = sub.add_parser("verify", help="check a bundle's files and its signature by a trusted key",
+                       description="Check every file of a bundle against its manifest and the manifest's signature "
+                                   "against the trusted keys; exit 0, or one line and exit 2.")
+    p.add_argument("bundle_path", help="bundle directory")
+    p.add_argument("--trusted-key", action="append", required=True, metavar="PUBFILE",
+                   help="a public key (repeat for several: key rotation)")
+    p.set_defaults(func=_verify)
     p = sub.add_parser("classify", help="classify texts, one JSON object per text",
                        description="Classify texts; prints one JSON object per text, in input order.")
     p.add_argument("texts", nargs="*", help="texts to classify, or '-' to read one per line from stdin")
@@ -344,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "latency, cold start and peak RSS on this device, with p50/p90/p99.")
     p.add_argument("--bundle", default=None, help=f"bundle directory (default: {default_bundle_path()})")
     p.add_argument("--compare", default=None, help="a second bundle, run interleaved with the first; ratios reported")
+    _add_trust_arg(p)
     p.add_argument("--threads", type=_positive_int, nargs="+", default=None,
                    help="thread counts to measure (default: 1, 2 and all cores)")
     p.add_argument("--seconds", type=_positive_float, default=1.0, help="time budget per figure (default 1.0)")

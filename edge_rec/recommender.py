@@ -10,7 +10,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from edge_rec.bundle import Bundle, BundleError, load_bundle
+from edge_rec.bundle import Bundle, BundleError, as_bundle
 from edge_rec.checks import is_count, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
 from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
@@ -62,11 +62,12 @@ class EdgeRecommender:
 
     Candidates and history items are texts with ids (classified and cached by id) or already-classified items.
     Every knob (see DEFAULTS) comes from the bundle's `pipeline` section and can be overridden per call.
+    `trusted_keys`: public keys one of which must have signed the bundle (edge_rec/trust.py).
     """
 
     def __init__(self, bundle: str | os.PathLike | Bundle | None = None, profile: str = "phone",
-                 threads: int | None = None, cache_size: int = 10_000):
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+                 threads: int | None = None, cache_size: int = 10_000, trusted_keys=None):
+        self.bundle = as_bundle(bundle, trusted_keys)
         self.threads = threads = resolve_threads(profile, threads)
         self.classifier = ContentClassifier(self.bundle, threads=threads, cache_size=cache_size)
         ranking = self.bundle.manifest.get("ranking")

@@ -122,19 +122,20 @@ class Store:
     unless `reclassify=True`, which classifies every stored text again with the new bundle.
     Threads may share one Store (one lock around the connection and the in-memory catalogue), and processes one
     file (WAL; a write waits up to BUSY_TIMEOUT_S for another's; each call first takes in what other connections
-    committed). `read_only=True` opens a file this process may not write (and never writes it).
+    committed). `read_only=True` opens a file this process may not write (and never writes it). `trusted_keys`:
+    public keys one of which must have signed the bundle (edge_rec/trust.py).
     """
 
     def __init__(self, path: str | os.PathLike, bundle: str | os.PathLike | Bundle | None = None,
                  profile: str = "phone", threads: int | None = None, reclassify: bool = False,
-                 read_only: bool = False):
+                 read_only: bool = False, trusted_keys=None):
         self.path = os.fspath(path)
         self.read_only = read_only
         if os.path.exists(self.path) and not os.path.isfile(self.path):
             raise StoreError(f"{self.path}: not a store (not a regular file); give a store file's path")
         if read_only and not os.path.isfile(self.path):
             raise StoreError(f"{self.path}: no store file there; a read-only store must already exist")
-        self.recommender = EdgeRecommender(bundle, profile=profile, threads=threads)
+        self.recommender = EdgeRecommender(bundle, profile=profile, threads=threads, trusted_keys=trusted_keys)
         self._lock = threading.RLock()
         self._db = None
         try:

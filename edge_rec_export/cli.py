@@ -4,6 +4,8 @@
                           [--unlabelled more.jsonl] [--clicks log.jsonl] [--out-of-scope other.jsonl]
                           [--labels a,b,c] [--quick] [--device cpu|cuda]
     edge-rec-export rank --bundle bundles/my-news --texts labelled.jsonl --clicks log.jsonl   # new clicks, same classifier
+    edge-rec-export keygen keys/release                      # keys/release + keys/release.pub (Ed25519)
+    edge-rec-export sign bundles/my-news --key keys/release  # bundles/my-news/manifest.sig
 """
 from __future__ import annotations
 
@@ -52,10 +54,23 @@ def main(argv=None) -> int:
     r.add_argument("--epochs", type=int, default=builder.Recipe.ranking_epochs,
                    help="epochs per ranking model at most, each stopped early when validation AUC stops improving "
                    "(default %(default)s)")
+    k = sub.add_parser("keygen", help="a new Ed25519 key pair for signing bundles: KEYFILE and KEYFILE.pub")
+    k.add_argument("keyfile", type=Path)
+    s = sub.add_parser("sign", help="sign a bundle (manifest.sig): loaders given the public key accept only it")
+    s.add_argument("bundle", type=Path)
+    s.add_argument("--key", type=Path, required=True, help="the private key file from `keygen`")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     command = shlex.join(["edge-rec-export", *map(str, argv)])
     try:
+        if a.cmd in ("keygen", "sign"):
+            from edge_rec_export.bundle import signing
+            if a.cmd == "keygen":
+                private, public = signing.keygen(a.keyfile)
+                print(f"wrote {private} (private: keep it off the devices) and {public} (ship it with the app)")
+            else:
+                print(f"signed {a.bundle} with key {signing.sign(a.bundle, a.key)}")
+            return 0
         if a.cmd == "rank":
             builder.rank(a.bundle, a.texts, a.clicks, a.work or Path("work") / a.bundle.name / "ranking", a.epochs,
                          command)
@@ -73,7 +88,7 @@ def main(argv=None) -> int:
                       clicks=a.clicks, out_of_scope=a.out_of_scope, quick=a.quick, device=device, teacher=a.teacher,
                       labels=a.labels.split(",") if a.labels else None,
                       command=command)
-    except (InputError, ValueError, FileNotFoundError) as e:  # FileNotFoundError: e.g. the teacher wheel missing
+    except (InputError, ValueError, OSError) as e:  # OSError: e.g. the teacher wheel or a key file missing
         print(f"edge-rec-export: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
