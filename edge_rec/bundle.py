@@ -21,6 +21,9 @@ MANIFEST = "manifest.json"
 # Documented bounds on untrusted bundles (README): past them loading stops with a BundleError.
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_FILE_BYTES = 512 << 20
+MAX_LENGTH = 8192  # tokens per text (a model's position table is checked at load too)
+MAX_PREFIX = 256  # characters of tokenizer.prefix ("query: ")
+MAX_CHARS = 1 << 20  # characters of a text read before tokenizing
 DEFAULT_BUNDLE = "zh-news"
 _REQUIRED = ("format_version", "name", "primary_labels", "tags", "tokenizer", "models", "files")
 
@@ -60,10 +63,15 @@ class Bundle:
         return self.manifest.get("metrics", {})
 
     @property
+    def vector_dim(self) -> int:
+        """The classifier's vector size (declared in the manifest, checked against the graph at load)."""
+        return next(o["shape"][-1] for o in self.manifest["models"]["classifier"]["outputs"] if o["name"] == "vector")
+
+    @property
     def classification_key(self) -> str:
         """What a classification made with this bundle depends on (its labels, tags and vector size; its name for
         messages): results written under another key are classified again, not mixed in."""
-        dim = next(o["shape"][-1] for o in self.manifest["models"]["classifier"]["outputs"] if o["name"] == "vector")
+        dim = self.vector_dim
         digest = hashlib.sha256(json.dumps([self.primary_labels, self.tags, dim]).encode()).hexdigest()
         return json.dumps({"name": self.name, "labels": digest})
 
@@ -133,7 +141,7 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True, trus
         from edge_rec.trust import check_signature
         signed_by = check_signature(path, raw, trusted_keys)
     try:
-        manifest = json.loads(raw.decode("utf-8"))
+        manifest = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
     except RecursionError:
         raise BundleError(f"{mpath}: not valid JSON (nested too deeply)") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
@@ -170,6 +178,16 @@ def as_bundle(bundle: "str | os.PathLike | Bundle | None", trusted_keys=None) ->
             raise BundleError(f"{bundle.path}: loaded without a check of its signature by these trusted keys; load "
                               "it with load_bundle(path, trusted_keys=...)")
     return bundle
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are unique: with a key twice, which value counts would depend on the reader."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {twice!r} appears twice in one object")
+    return out
 
 
 def _check_files(path: Path, manifest: dict, verify: bool) -> None:
@@ -213,13 +231,27 @@ def _check_content(mpath: Path, manifest: dict) -> None:
             raise BundleError(f"{mpath}: {key!r} must be a list of strings")
     if len(manifest["primary_labels"]) < 2:
         raise BundleError(f"{mpath}: 'primary_labels' needs at least 2 labels, got {len(manifest['primary_labels'])}")
+    if not isinstance(manifest["name"], str) or not 0 < len(manifest["name"]) <= 200:
+        raise BundleError(f"{mpath}: 'name' must be a string of 1-200 characters")
     tok = manifest["tokenizer"]
     max_length = tok.get("max_length")
-    if not isinstance(max_length, int) or max_length < 2:
-        raise BundleError(f"{mpath}: tokenizer.max_length must be an integer >= 2, got {max_length!r}")
-    checks = {("tokenizer", "pad_id"): (tok.get("pad_id"), is_count),
-              ("tokenizer", "prefix"): (tok.get("prefix", ""), lambda v: isinstance(v, str)),
-              ("tokenizer", "max_chars"): (tok.get("max_chars", 1), lambda v: is_count(v) and v > 0)}
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 2 <= max_length <= MAX_LENGTH:
+        raise BundleError(f"{mpath}: tokenizer.max_length must be an integer in [2, {MAX_LENGTH}], got "
+                          f"{str(max_length)[:40]}")
+    checks = {("tokenizer", "pad_id"): (tok.get("pad_id"), lambda v: is_count(v) and v < 10_000_000),
+              ("tokenizer", "prefix"): (tok.get("prefix", ""), lambda v: isinstance(v, str) and len(v) <= MAX_PREFIX),
+              ("tokenizer", "max_chars"): (tok.get("max_chars", 1), lambda v: is_count(v) and 0 < v <= MAX_CHARS)}
+    for role, model in manifest["models"].items():
+        _check_io_declared(mpath, role, model)
+    outputs = {o["name"]: o["shape"] for o in manifest["models"].get("classifier", {}).get("outputs", [])}
+    widths = {"primary_probs": len(manifest["primary_labels"]), "tag_probs": len(manifest["tags"]), "vector": None}
+    for name, width in widths.items():
+        shape = outputs.get(name)
+        if not shape or not isinstance(shape[-1], int):
+            raise BundleError(f"{mpath}: models.classifier.outputs must declare {name!r} with a fixed last dimension")
+        if width is not None and shape[-1] != width:
+            raise BundleError(f"{mpath}: models.classifier.outputs declares {name!r} of width {shape[-1]} but the "
+                              f"manifest lists {width} {'labels' if name == 'primary_probs' else 'tags'}")
     for section in ("pipeline", "metrics"):
         if not isinstance(manifest.get(section, {}), dict):
             raise BundleError(f"{mpath}: {section!r} must be an object, got {type(manifest[section]).__name__}")
@@ -245,6 +277,20 @@ def _check_content(mpath: Path, manifest: dict) -> None:
     for (section, key), (value, ok) in checks.items():
         if not ok(value):
             raise BundleError(f"{mpath}: {section}.{key} has an invalid value {value!r}")
+
+
+def _check_io_declared(mpath: Path, role: str, model: dict) -> None:
+    """models.<role>.inputs / outputs: lists of {name, dtype, shape} (shape: ints and dimension names), checked
+    against the graph when its session is made (sessions.check_declared)."""
+    for side in ("inputs", "outputs"):
+        declared = model.get(side)
+        if not isinstance(declared, list) or not declared or not all(
+                isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("dtype"), str)
+                and isinstance(d.get("shape"), list) and len(d["shape"]) <= 8
+                and all((isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 31) or isinstance(x, str)
+                        for x in d["shape"]) for d in declared):
+            raise BundleError(f"{mpath}: models.{role}.{side} must be a list of {{name, dtype, shape}} entries "
+                              "(shape: at most 8 sizes or dimension names)")
 
 
 def _is_quantile_list(q) -> bool:

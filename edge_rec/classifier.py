@@ -1,6 +1,7 @@
 """ContentClassifier: text -> primary category, secondary tags, category index c and semantic vector v."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ from edge_rec.char_codes import CHAR_INPUT, char_codes
 from edge_rec.checks import positive_int, probability
 from edge_rec.scope import Scope
 from edge_rec.sessions import bundle_session, check_io, resolve_threads
+from edge_rec.tokenizer_rules import MAX_TOKENIZER_BYTES, check_tokenizer
 
 INPUTS = {"input_ids", "attention_mask"}
 _MISSING = object()
@@ -97,6 +99,8 @@ class ContentClassifier:
         self.reads_chars = CHAR_INPUT in {i.name for i in self.session.get_inputs()}
         check_io(self.session, model_path, INPUTS | ({CHAR_INPUT} if self.reads_chars else set()), set(OUTPUTS))
         self._check_output_widths(model_path)
+        self.model_path = model_path
+        self._probe_max_length()
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
         self.scope = Scope.from_manifest(self.bundle.manifest.get("scope"))
@@ -108,10 +112,17 @@ class ContentClassifier:
 
     def _load_tokenizer(self, tok: dict) -> Tokenizer:
         path = self.bundle.file(tok["file"])
+        if path.stat().st_size > MAX_TOKENIZER_BYTES:
+            raise BundleError(f"{path}: {path.stat().st_size} bytes, past the limit of {MAX_TOKENIZER_BYTES} for a "
+                              "tokenizer")
         try:
-            tokenizer = Tokenizer.from_str(self.bundle.read(tok["file"]).decode("utf-8"))
+            text = self.bundle.read(tok["file"]).decode("utf-8")
+            check_tokenizer(json.loads(text), str(path))  # what it may contain, before tokenizers parses it
+            tokenizer = Tokenizer.from_str(text)
         except BundleError:
             raise
+        except (ValueError, RecursionError) as e:  # not UTF-8 or not JSON
+            raise BundleError(f"{path}: not a valid tokenizers file ({' '.join(str(e).split())[:200]})") from None
         except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
             raise BundleError(f"{path}: not a valid tokenizers file ({' '.join(str(e).split())[:200]})") from None
         if tokenizer.get_vocab_size() > MAX_VOCAB:
@@ -129,6 +140,17 @@ class ContentClassifier:
             if isinstance(widths[name], int) and widths[name] != expected:
                 raise BundleError(f"{path}: output {name!r} has width {widths[name]} but the manifest lists "
                                   f"{expected} {'labels' if name == 'primary_probs' else 'tags'}")
+
+    def _probe_max_length(self) -> None:
+        """One text of tokenizer.max_length tokens through the model: a position table shorter than the manifest's
+        max_length fails here, not at the first long text."""
+        n = self.max_length
+        ids = np.full((1, n), self.bundle.tokenizer["pad_id"], dtype=np.int64)
+        try:
+            self.session.run(list(OUTPUTS), self._feeds(ids, np.ones((1, n), dtype=np.int64), ["x"]))
+        except Exception as e:  # onnxruntime's own exception types
+            raise BundleError(f"{self.model_path}: cannot read tokenizer.max_length = {n} tokens (the model's "
+                              f"position table is shorter?): {' '.join(str(e).split())[:160]}") from None
 
     def classify(self, texts: str | Sequence[str], ids: Sequence[Hashable] | None = None) -> list[Classification]:
         """Classify one text or a list of texts; returns one Classification per text, in input order."""
@@ -257,8 +279,7 @@ class ContentClassifier:
         each result is also judged against the bundle's scope (and a model with a character part reads them)."""
         feeds = self._feeds(input_ids, attention_mask, texts)
         primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
-        if not (np.isfinite(primary).all() and np.isfinite(index).all()):
-            raise RuntimeError("the classifier produced non-finite scores; the bundle's model is broken")
+        self._check_outputs(len(input_ids), primary, tags, index, vector)
         best = primary.argmax(axis=1)
         results = []
         for b in range(primary.shape[0]):
@@ -274,6 +295,22 @@ class ContentClassifier:
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
                 index=c, vector=_frozen(vector[b]), in_scope=in_scope, scope_score=share))
         return results
+
+
+    def _check_outputs(self, rows: int, primary, tags, index, vector) -> None:
+        """One row per input, the widths of the manifest, finite values, probabilities and indexes in [0, 1]."""
+        shapes = {"primary_probs": (primary, (rows, len(self._labels))), "tag_probs": (tags, (rows, len(self._tags))),
+                  "index": (index, (rows,)), "vector": (vector, (rows, self.bundle.vector_dim))}
+        for name, (out, shape) in shapes.items():
+            if out.shape != shape:
+                raise RuntimeError(f"{self.model_path}: output {name!r} has shape {out.shape} for {rows} texts, "
+                                   f"expected {shape}; the bundle's model is broken")
+            if not np.isfinite(out).all():
+                raise RuntimeError(f"{self.model_path}: output {name!r} holds non-finite values; the bundle's model "
+                                   "is broken")
+            if name != "vector" and not ((out >= 0.0) & (out <= 1.0)).all():
+                raise RuntimeError(f"{self.model_path}: output {name!r} holds values outside [0, 1]; the bundle's "
+                                   "model is broken")
 
 
 def _frozen(row: np.ndarray) -> np.ndarray:

@@ -10,13 +10,13 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from edge_rec.bundle import Bundle, BundleError, as_bundle
+from edge_rec.bundle import MANIFEST, Bundle, BundleError, as_bundle
 from edge_rec.checks import is_count, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
 from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
 from edge_rec.pool import LabelNames, Pool
 from edge_rec.recall import interleave, tag_match, top_d
-from edge_rec.scorer import ModelScorer, RecallSides
+from edge_rec.scorer import ModelScorer, RecallSides, table_probe
 from edge_rec.semantic import MODES, int8_codes, most_similar, similarity
 from edge_rec.sessions import resolve_threads
 
@@ -90,9 +90,29 @@ class EdgeRecommender:
             raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
                               f"{self.ranker.max_labels}; they must match")
         self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim, item_ids, popularity)
+        self._probe_tables(len(labels), len(item_ids))
         self.names = LabelNames(self.bundle.primary_labels, self.bundle.tags)
         self.defaults = {key: self.bundle.pipeline.get(key, value) for key, value in DEFAULTS.items()}
-        self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
+        try:
+            self._knobs(self.defaults)  # a bad manifest value fails here, not at the first call
+        except (ValueError, TypeError) as e:
+            raise BundleError(f"{self.bundle.path / MANIFEST}: pipeline: {e}") from None
+
+    def _probe_tables(self, n_labels: int, n_items: int) -> None:
+        """ranking.labels and ranking.items against the models' embedding tables (scorer.table_probe)."""
+        k, v = self.ranker.max_labels, self.ranker.vector_dim
+        history = {"labels": np.zeros((0, k), np.int64), "index": np.zeros(0, np.float32),
+                   "vector": np.zeros((0, v), np.float32), "item": np.zeros(0, np.int64)}
+
+        def one(label: int = 0, item: int = 0) -> dict[str, np.ndarray]:
+            labels = np.zeros((1, k), np.int64)
+            labels[0, 0] = label
+            return {"labels": labels, "index": np.zeros(1, np.float32), "vector": np.zeros((1, v), np.float32),
+                    "item": np.array([item], np.int64), "pop": np.zeros(1, np.float32)}
+        for model in (self.recall, self.ranker):
+            table_probe(lambda i: model(history, one(label=i)), n_labels, "ranking.labels", model.path)
+            if model.reads_items:
+                table_probe(lambda i: model(history, one(item=i)), n_items, "ranking.items", model.path)
 
     def recommend(self, user: User | dict, candidates: Sequence[Item | dict], k: int | None = None,
                   **overrides) -> list[Recommendation]:

@@ -35,6 +35,7 @@ class ModelScorer:
         self.history_length, self.max_labels = shape[1], shape[2]
         self.vector_dim = inputs["hist_vector"].shape[2] if "hist_vector" in inputs else 0
         self.inputs = list(inputs)
+        self.reads_items = "cand_item" in inputs
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """history/candidates: LabelVocab.features of the user's items (oldest first) and of the candidates."""
@@ -43,7 +44,10 @@ class ModelScorer:
         feeds = history_feeds(history, self.history_length, self.inputs)
         feeds.update({name: candidates[key] for name, key in CANDIDATE.items() if name in self.inputs})
         (score,) = self.session.run(["score"], feeds)  # (N,)
-        return finite(score, self.path)
+        finite(score, self.path, (len(candidates["index"]),))
+        if not ((score >= 0.0) & (score <= 1.0)).all():
+            raise RuntimeError(f"{self.path}: the model's scores are not probabilities in [0, 1]")
+        return score
 
 
 class RecallSides:
@@ -63,6 +67,8 @@ class RecallSides:
                                   f"and gives {output!r}; this one takes {sorted(found[0])} and gives {found[1]}")
         self.user_inputs = [i.name for i in self.user.get_inputs()]
         self.item_inputs = [i.name for i in self.item_side.get_inputs()]
+        self.reads_items = "cand_item" in self.item_inputs
+        self.path = self.items_path  # where the label and item tables are
         shape = self.user.get_inputs()[0].shape
         if not (len(shape) == 3 and all(isinstance(d, int) for d in shape[1:])):
             raise BundleError(f"{self.user_path}: input 'hist_labels' must have a fixed shape (1, H, K), got {shape}")
@@ -73,14 +79,14 @@ class RecallSides:
         if len(candidates["index"]) == 0:
             return np.zeros((0, self.item_side.get_outputs()[0].shape[-1]), dtype=np.float32)
         (items,) = self.item_side.run(["items"], {name: candidates[CANDIDATE[name]] for name in self.item_inputs})
-        return finite(items, self.items_path)
+        return finite(items, self.items_path, (len(candidates["index"]), None))
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """As ModelScorer's; candidates that carry "recall_items" are not passed through the item side again."""
         items = candidates.get("recall_items")
         items = self.items(candidates) if items is None else items
         (user,) = self.user.run(["user"], history_feeds(history, self.history_length, self.user_inputs))
-        return side_scores(items, finite(user, self.user_path), self.threads)
+        return side_scores(items, finite(user, self.user_path, (1, items.shape[1])), self.threads)
 
 
 def side_scores(items: np.ndarray, user: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -104,7 +110,26 @@ def history_feeds(history: dict[str, np.ndarray], h: int, inputs: list[str]) -> 
     return {k: v for k, v in feeds.items() if k in inputs}
 
 
-def finite(out: np.ndarray, path) -> np.ndarray:
+def finite(out: np.ndarray, path, shape: tuple | None = None) -> np.ndarray:
+    """The model's output, checked: finite, and where `shape` is given (None for a size not known) that shape."""
+    if shape is not None and (out.ndim != len(shape) or any(n is not None and a != n for a, n in zip(out.shape, shape))):
+        raise RuntimeError(f"{path}: the model gave shape {out.shape}, expected {shape}; the bundle's model is broken")
     if not np.isfinite(out).all():
         raise RuntimeError(f"{path}: the model produced non-finite scores")
     return out
+
+
+def table_probe(score, vocab_size: int, what: str, path) -> None:
+    """A model's embedding table for ids 1..`vocab_size` (`score(id)` runs the model with that id) must hold exactly
+    that many rows: the last id answers, the next is out of range (a table of another size ranks silently
+    wrong or fails at the first call)."""
+    try:
+        score(vocab_size)
+    except Exception as e:  # onnxruntime's own exception types
+        raise BundleError(f"{path}: the manifest lists {vocab_size} {what} but the model's table has fewer rows "
+                          f"({' '.join(str(e).split())[:160]})") from None
+    try:
+        score(vocab_size + 1)
+    except Exception:
+        return
+    raise BundleError(f"{path}: the manifest lists {vocab_size} {what} but the model's table has more rows")

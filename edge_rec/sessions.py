@@ -27,9 +27,28 @@ def resolve_threads(profile: str = "phone", threads: int | None = None) -> int:
 
 def bundle_session(bundle: Bundle, role: str, threads: int) -> tuple[ort.InferenceSession, Path]:
     """A session over the verified bytes of a bundle's model for `role` (read once, hashed, handed over): a model
-    with external data cannot resolve it from bytes, so weights outside the signed files never load."""
+    with external data cannot resolve it from bytes, so weights outside the signed files never load. The graph's
+    inputs and outputs must be the ones the manifest declares."""
     path = bundle.model_file(role)
-    return make_session(path, threads, data=bundle.read(path.name)), path
+    session = make_session(path, threads, data=bundle.read(path.name))
+    check_declared(session, path, bundle.model(role))
+    return session, path
+
+
+def check_declared(session: ort.InferenceSession, path: Path, model: dict) -> None:
+    """The manifest's models.<role>.inputs / outputs against the graph: the same names, and every size both give
+    as a number equal."""
+    for side, found in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+        graph = {x.name: x.shape for x in found}
+        declared = {d["name"]: d["shape"] for d in model[side]}
+        if set(graph) != set(declared):
+            raise BundleError(f"{path}: the graph's {side} are {sorted(graph)}, the manifest declares "
+                              f"{sorted(declared)}")
+        for name, shape in declared.items():
+            if len(shape) != len(graph[name]) or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                                     for a, b in zip(shape, graph[name])):
+                raise BundleError(f"{path}: {side[:-1]} {name!r} has shape {graph[name]} in the graph, the manifest "
+                                  f"declares {shape}")
 
 
 def make_session(path: Path, threads: int = 1, providers: list[str] | None = None,
@@ -46,7 +65,7 @@ def make_session(path: Path, threads: int = 1, providers: list[str] | None = Non
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = optimization
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors reach the caller as exceptions; a library prints nothing itself
     # Spinning worker threads burn a core between calls: wrong for a phone or an app that does other work.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if data is not None and Path(path).suffix == ".ort":
