@@ -196,8 +196,37 @@ class Store:
 
     def _reload(self) -> None:
         with self._read():
+            made_with = self._meta("bundle")
+            if made_with != self.recommender.bundle.classification_key:  # another process switched the bundle
+                name = json.loads(made_with)["name"] if made_with else "?"
+                raise StoreError(f"{self.path}: now classified with bundle {name!r} (switched by another "
+                                 f"connection); open it again with that bundle")
             self._set_pool(self._load())
             self._items_version = self._meta("items_version")
+
+    @_sqlite_errors
+    def use_bundle(self, bundle: str | os.PathLike | Bundle, reclassify: bool = False, trusted_keys=None) -> None:
+        """Switch to another bundle (an update, or back to the previous one), all or nothing: the new bundle is
+        loaded and checked (with `trusted_keys`, its signature) before anything changes; where its labels or vector
+        size differ, the catalogue is classified again in one transaction (`reclassify=True`; otherwise a
+        StoreError and nothing changes). On any failure the store goes on with the bundle it had."""
+        new = EdgeRecommender(bundle, threads=self.recommender.threads, trusted_keys=trusted_keys)
+        with self._lock:
+            old = self.recommender
+            if new.bundle.classification_key != old.bundle.classification_key:
+                if not reclassify:
+                    raise StoreError(f"{self.path}: bundle {new.bundle.name!r} has other labels or another vector "
+                                     f"size than {old.bundle.name!r}; use_bundle(..., reclassify=True) classifies "
+                                     "the catalogue again with it")
+                self._writable("classify its texts again")
+            self.recommender = new
+            try:
+                if new.bundle.classification_key != old.bundle.classification_key:
+                    self._reclassify()
+                self._reload()  # the catalogue's label features as the new ranking models read them
+            except BaseException:
+                self.recommender = old
+                raise
 
     def _read(self):
         """One read transaction: the items and the vectors read from one snapshot of the file."""

@@ -217,3 +217,34 @@ def test_cli_store_errors_are_one_line(rec_bundle, tmp_path, capsys, args, messa
     assert cli(["store", *args[:2], "--bundle", str(rec_bundle), *args[2:]]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_use_bundle_switches_all_or_nothing_and_rolls_back(rec_bundle, tiny_export, tiny_ranking, tmp_path,
+                                                             monkeypatch):
+    from conftest import RANK_LABELS, make_bundle
+    from edge_rec_export.bundle.package_ranking import add_to_bundle
+
+    other = make_bundle(tmp_path / "other", tiny_export[2], primary_labels=["a", "b", "c", "d", "e"], name="other")
+    add_to_bundle(other, {r: tiny_ranking[r] for r in ("recall", "ranker")}, {"ranking": {"labels": RANK_LABELS}})
+    with Store(tmp_path / "u.db", rec_bundle) as store:
+        store.add(ITEMS[:8])
+        store.record("u", "c1", "click")
+        before = [r.id for r in store.recommend("u", k=3)]
+        with pytest.raises(StoreError, match="reclassify=True"):
+            store.use_bundle(other)  # other labels: refused, nothing changed
+        assert [r.id for r in store.recommend("u", k=3)] == before
+        from edge_rec.classifier import ContentClassifier
+
+        def broken(self, texts):
+            raise RuntimeError("the disk went away mid-way")
+        monkeypatch.setattr(ContentClassifier, "classify_stream", broken)
+        with pytest.raises(RuntimeError):
+            store.use_bundle(other, reclassify=True)  # fails half-way: never half-switched
+        monkeypatch.undo()
+        assert store.recommender.bundle.name == "tiny" and [r.id for r in store.recommend("u", k=3)] == before
+        store.use_bundle(other, reclassify=True)
+        assert store.recommender.bundle.name == "other" and store.recommend("u", k=1)[0].primary in "abcde"
+        store.use_bundle(rec_bundle, reclassify=True)  # rollback to the previous bundle
+        assert [r.id for r in store.recommend("u", k=3)] == before
+    with Store(tmp_path / "u.db", rec_bundle) as again:  # the file says which bundle it was classified with
+        assert len(again) == 8
