@@ -1,5 +1,5 @@
 import sys
 
-from edge_rec.cli import main
+from edge_rec.entry import main
 
 sys.exit(main())

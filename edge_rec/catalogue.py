@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from edge_rec.classifier import Classification, ContentClassifier
-from edge_rec.jsonl import jsonl_records
+from edge_rec.jsonl import BadLine, jsonl_records
 
 VECTOR_FORMATS = ("fp32", "fp16", "int8", "none")
 VECTOR_COLUMNS = {"int8": {"vector_int8", "vector_scale"}, "float": {"vector"}}
@@ -103,10 +103,12 @@ def is_parquet(path) -> bool:
     return Path(path).suffix.lower() in (".parquet", ".pq")
 
 
-def read_records(path, chunk: int = 4096) -> Iterator[tuple[str, dict]]:
-    """(where, record) per item of a JSON-lines or Parquet file (or folder of Parquet parts), as a stream."""
+def read_records(path, chunk: int = 4096, keep_going: bool = False) -> Iterator[tuple[str, dict]]:
+    """(where, record) per item of a JSON-lines or Parquet file (or folder of Parquet parts), as a stream; with
+    `keep_going` a JSON line that cannot be read comes as a BadLine record (refused by _text_of) and reading goes
+    on."""
     if not is_parquet(path):
-        for n, record in jsonl_records(path):
+        for n, record in jsonl_records(path, keep_going):
             yield f"{path}:{n}", record
         return
     ds = pyarrow().dataset
@@ -122,6 +124,8 @@ def read_records(path, chunk: int = 4096) -> Iterator[tuple[str, dict]]:
 
 
 def _text_of(record, where: str) -> tuple[str, str]:
+    if isinstance(record, BadLine):
+        raise CatalogueError(str(record))
     if not isinstance(record, dict) or "id" not in record or record["id"] is None:
         raise CatalogueError(f"{where}: expected an object with 'id' and 'text'")
     text = record.get("text")
@@ -136,8 +140,18 @@ class _JsonlOut:
 
     def __init__(self, path: Path):
         self.path = path
+        if path.exists() and not path.is_file():
+            raise CatalogueError(f"{path}: not a regular file (a terminal, pipe or device); --output must be a file "
+                                 "the job can re-read to resume, e.g. out.jsonl")
         if path.exists():
-            _drop_partial_line(path)
+            try:
+                first = self.first_row()
+            except ValueError:  # not JSON lines at all
+                first = {}
+            if first is not None and not _is_catalogue_row(first):
+                raise CatalogueError(f"{path}: exists and is not a catalogue output (no 'id' and 'bundle' in its "
+                                     "first row); give a new --output, or an earlier run's output to resume it")
+            _drop_partial_line(path)  # only ever on a catalogue output
         self.f = open(path, "a", encoding="utf-8")
 
     def done_ids(self) -> Iterator[str]:
@@ -152,6 +166,10 @@ class _JsonlOut:
 
     def close(self) -> None:
         self.f.close()
+
+
+def _is_catalogue_row(row) -> bool:
+    return isinstance(row, dict) and "id" in row and "bundle" in row
 
 
 def _drop_partial_line(path: Path, block: int = 1 << 16) -> None:
@@ -213,6 +231,10 @@ def _output(path: Path, fmt: str, key: str):
     out = _ParquetOut(path, fmt) if is_parquet(path) else _JsonlOut(path)
     first = out.first_row()
     if first is not None:
+        if not _is_catalogue_row(first):
+            out.close()
+            raise CatalogueError(f"{path}: exists and is not a catalogue output (no 'id' and 'bundle' in its first "
+                                 "row); give a new --output, or an earlier run's output to resume it")
         had = next((f for f, cols in VECTOR_COLUMNS.items() if cols <= set(first)), "none")
         if had != VECTOR_COLUMN_OF[fmt] or first.get("bundle") != key:
             out.close()
@@ -260,7 +282,7 @@ def classify_catalogue(clf: ContentClassifier, src, dst, vector: str = "fp32", c
 
         def texts() -> Iterator[str]:
             nonlocal errors
-            for where, record in read_records(src):
+            for where, record in read_records(src, keep_going=skip_bad):
                 try:
                     item_id, text = _text_of(record, where)
                 except CatalogueError as e:

@@ -39,27 +39,48 @@ def _add_trust_arg(p: argparse.ArgumentParser) -> None:
                    "repeat for several (key rotation)")
 
 
+def _bundle_dir(path: str | None) -> str | None:
+    """A bundle argument that names a file (often its manifest.json) means the folder holding it."""
+    if path is not None and os.path.isfile(path):
+        raise ValueError(f"{path} is a file; give the bundle's directory ({os.path.dirname(path) or '.'})")
+    return path
+
+
 def _verify(a) -> int:
-    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
+    b = load_bundle(_bundle_dir(a.bundle_path), trusted_keys=a.trusted_key)
     print(json.dumps({"path": str(b.path), "name": b.name, "verified": True, "signed_by": b.signed_by}))
     return 0
 
 
 def _info(a) -> int:
-    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
+    b = load_bundle(_bundle_dir(a.bundle_path), trusted_keys=a.trusted_key)
     m = b.manifest
     sizes = {n: b.file(n).stat().st_size for n in m["files"]}  # `bytes` is optional in the manifest
     recommends = "ranking" in m and {"recall", "ranker"} <= set(m["models"])
-    print(json.dumps({"path": str(b.path), "name": b.name, "format_version": m["format_version"],
-                      "created_by": m.get("created_by"),
-                      "can": "classify and recommend" if recommends else
-                             "classify only: no recall/ranker models (built without a click log)",
-                      "models": {r: v["file"] for r, v in m["models"].items()},
-                      "files": sizes, "bytes_total": sum(sizes.values()),
-                      "primary_labels": b.primary_labels, "tags": b.tags, "tokenizer": b.tokenizer,
-                      "pipeline": b.pipeline, "scope": m.get("scope"), "recipe": m.get("recipe"),
-                      "metrics": b.metrics},
-                     ensure_ascii=False, indent=2))
+    if a.json:
+        print(json.dumps({"path": str(b.path), "file_bytes": sizes, **m}, ensure_ascii=False, indent=2))
+        return 0
+    metrics = b.metrics
+    shipped = f"student_{metrics.get('classifier_precision', 'int8')}_onnx"
+    lines = [f"bundle {b.name} at {b.path} ({sum(sizes.values()) / 1e6:.1f} MB, format {m['format_version']}"
+             + (f", signed by {b.signed_by}" if b.signed_by else "") + ")",
+             "can: " + ("classify and recommend" if recommends else
+                        "classify only (no recall/ranker models: built without a click log)"),
+             f"labels ({len(b.primary_labels)}): {', '.join(b.primary_labels)}",
+             f"tags: {len(b.tags)}" + (f" ({', '.join(b.tags[:8])}{', ...' if len(b.tags) > 8 else ''})" if b.tags else ""),
+             "models: " + ", ".join(f"{r} ({v.get('ort_file') or v['file']})" for r, v in m["models"].items())]
+    if shipped in metrics and "tfidf_reference" in metrics:
+        lines.append(f"test accuracy: {metrics[shipped]['accuracy']:.4f} (shipped classifier) vs TF-IDF "
+                     f"{metrics['tfidf_reference']['accuracy']:.4f}")
+    guarantee = metrics.get("ranking", {}).get("guarantee")
+    if guarantee:
+        lines.append(f"ranking: ships {guarantee['shipped']}; {guarantee['verdict']}")
+    if m.get("scope"):
+        lines.append(f"scope: {', '.join(m['scope']['scripts'])} script, {m['scope'].get('domain', '')}")
+    if m.get("recipe"):
+        lines.append(f"built by: {m['recipe'].get('command')} ({m['recipe'].get('build_seconds')} s)")
+    lines.append("the whole manifest: edge-rec info --json")
+    print("\n".join(lines))
     return 0
 
 
@@ -233,6 +254,8 @@ def _recommend(a) -> int:
     user = _read_json(a.user, "the user")
     rec = EdgeRecommender(a.bundle, profile=a.profile, trusted_keys=a.trusted_key)
     items = _classified_items(rec.classifier, a.items)
+    if not items:
+        raise ValueError(f"{a.items}: no items; expected one {{\"id\", \"text\"}} object per line")
     for r in rec.recommend(user, items, k=a.k):
         print(json.dumps(r.to_dict(), ensure_ascii=False))
     return 0
@@ -255,6 +278,8 @@ READING = ("recommend", "info")  # store actions that open the file read-only (i
 
 def _store(a) -> int:
     """`edge-rec store --db FILE ACTION ...`: one Store call, JSON lines out."""
+    if not a.db:
+        raise ValueError("store needs --db FILE (the store file), before or after the action")
     with Store(a.db, a.bundle, profile=a.profile, reclassify=a.action == "reclassify",
                read_only=a.action in READING, trusted_keys=a.trusted_key) as store:
         if a.action in ("add", "import"):
@@ -269,6 +294,7 @@ def _store(a) -> int:
             # An id given on the command line is text; a stored item may have a numeric id.
             item = int(a.item) if a.item not in store and a.item.lstrip("-").isdigit() else a.item
             store.record(a.user, item, a.event, a.time)
+            _print({"user": a.user, "item": item, "event": a.event, "recorded": True})
         elif a.action == "recommend":
             for r in store.recommend(a.user, k=a.k, interest_tags=a.tags or (), exclude_seen=a.exclude_seen):
                 _print(r.to_dict(), flush=False)
@@ -295,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="show a bundle's manifest summary", description="Show a bundle's manifest summary.")
     p.add_argument("bundle_path", nargs="?", default=None, help="bundle directory (default: the shipped bundle)")
+    p.add_argument("--json", action="store_true", help="the whole manifest as JSON (with each file's size)")
     _add_trust_arg(p)
     p.set_defaults(func=_info)
     p = sub.add_parser("verify", help="check a bundle's files and its signature by a trusted key",
@@ -336,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("store", help="a catalogue and behaviour log on the device (SQLite): add, record, recommend",
                        description="Keep a classified catalogue and a user behaviour log in one SQLite file and "
                                    "recommend from them; every event counts from the next recommendation.")
-    p.add_argument("--db", required=True, help="the store file (created if missing)")
+    p.add_argument("--db", help="the store file (created if missing; also accepted after the action)")
     _add_bundle_args(p)
     actions = p.add_subparsers(dest="action", required=True)
     q = actions.add_parser("add", help="add or update items from a JSON-lines file (classified once)")
@@ -357,9 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = actions.add_parser("forget", help="erase every event of a user")
     q.add_argument("user")
     q = actions.add_parser("prune", help="retention: drop old events")
-    q.add_argument("--max-age-days", type=_positive_float, default=None)
+    q.add_argument("--max-age-days", type=_positive_float("days"), default=None)
     q.add_argument("--max-events", type=_positive_int, default=None, help="keep each user's latest N events")
     actions.add_parser("reclassify", help="classify every stored text again with this bundle (after a bundle change)")
+    for action in actions.choices.values():  # `store add items.jsonl --db f` as well as `store --db f add ...`
+        action.add_argument("--db", default=argparse.SUPPRESS, help="the store file")
     p.set_defaults(func=_store)
     p = sub.add_parser("bench", help="measure latency on this device",
                        description="Measure classify (batch 1 and 32) and recommend (100 / 1,000 / 10,000 candidates) "
@@ -369,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_arg(p)
     p.add_argument("--threads", type=_positive_int, nargs="+", default=None,
                    help="thread counts to measure (default: 1, 2 and all cores)")
-    p.add_argument("--seconds", type=_positive_float, default=1.0, help="time budget per figure (default 1.0)")
+    p.add_argument("--seconds", type=_positive_float("seconds"), default=1.0,
+                   help="time budget per figure (default 1.0)")
     p.add_argument("--json", default=None, help="also write the results, with the machine's details, to this file")
     p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-interpreter cold-start runs")
     p.add_argument("--plot", default=None, help="draw the latency distributions to this PNG (needs matplotlib)")
@@ -383,14 +413,17 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+def _positive_float(unit: str):
+    """An argparse type: a finite number > 0, named in `unit` when refused."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number of {unit} > 0, got {text!r}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:

@@ -95,6 +95,12 @@ def most_similar(refs: np.ndarray, features: dict[str, np.ndarray], d: int, pena
     return head[top_d(similarity(refs, vectors[head], mode, threads) - penalty[head], d)]
 
 
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero: it is similar to nothing)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 class VectorStore:
     """Candidate vectors for semantic recall over a large, mostly static pool."""
 
@@ -107,6 +113,7 @@ class VectorStore:
                              f"{vectors.shape}")
         if not np.isfinite(vectors).all():
             raise ValueError("vectors hold NaN or infinite values")
+        vectors = unit(vectors)  # similarities are cosines whatever the vectors' lengths (the classifier's are unit)
         self.ids = list(ids)
         self.precision = precision
         self.scale = None
@@ -120,7 +127,8 @@ class VectorStore:
         return self.data.nbytes + (self.scale.nbytes if self.scale is not None else 0)
 
     def top(self, refs: np.ndarray, d: int, mode: str = "max") -> list[tuple[Hashable, float]]:
-        """The `d` (id, similarity) pairs most similar to the reference vectors refs (V,) or (h, V), best first."""
+        """The `d` (id, cosine similarity) pairs most similar to the reference vectors refs (V,) or (h, V), best
+        first."""
         positive_int("d", d)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -132,6 +140,7 @@ class VectorStore:
                              f"{refs.shape}")
         if not np.isfinite(refs).all():
             raise ValueError("refs hold NaN or infinite values")
+        refs = unit(refs)
         if self.scale is not None:
             scores = int8_similarity(refs, self.data, self.scale, mode)
         else:

@@ -138,7 +138,7 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
                         "--quick", "--device", "cpu", "--teacher", str(write_teacher(tf, tmp_path / "t.e5s1"))]) == 0
     capsys.readouterr()
     assert cli_main(["info", str(out)]) == 0
-    assert json.loads(capsys.readouterr().out)["can"].startswith("classify only")
+    assert "can: classify only" in capsys.readouterr().out
     with pytest.raises(BundleError, match="can classify but not recommend"):
         EdgeRecommender(out)
     r = ContentClassifier(out).classify([rows[0]["text"]])[0]

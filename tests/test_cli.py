@@ -18,11 +18,13 @@ def test_help(cmd):
     assert out.returncode == 0 and "usage: edge-rec" in out.stdout
 
 
-def test_info(tiny_bundle):
+def test_info_is_a_summary_and_json_the_whole_manifest(tiny_bundle):
     out = run("info", str(tiny_bundle))
     assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout)
-    assert info["name"] == "tiny" and info["primary_labels"] == LABELS and info["bytes_total"] > 0
+    assert out.stdout.startswith("bundle tiny at") and len(out.stdout.splitlines()) <= 12
+    assert "classify only" in out.stdout and ", ".join(LABELS) in out.stdout
+    info = json.loads(run("info", str(tiny_bundle), "--json").stdout)
+    assert info["name"] == "tiny" and info["primary_labels"] == LABELS and sum(info["file_bytes"].values()) > 0
 
 
 def test_classify_json_lines_in_order(tiny_bundle):

@@ -1,5 +1,5 @@
 """A non-editable install works: the wheel carries the default bundle and the demo data, installs no generic
-top-level package, and `edge-rec demo` plus the README's API example run from another directory (slow: builds the
+top-level package, and `edge-rec demo` plus the README's Python blocks run from another directory (slow: builds the
 wheel and installs it with its runtime dependencies into a fresh virtual environment)."""
 import subprocess
 import sys
@@ -9,19 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from test_docs import python_blocks
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-API_EXAMPLE = """
-from edge_rec import ContentClassifier, EdgeRecommender, default_bundle_path, load_bundle
-clf = ContentClassifier(profile="phone")
-r = clf.classify("上港1:3不敌鹿岛鹿角，是运气不好，还是心态不好？")[0]
-assert r.primary == "sports", r
+INSTALLED = """
+from edge_rec import default_bundle_path, load_bundle
 assert load_bundle(default_bundle_path()).metrics["student_int8_onnx"]["accuracy"] > 0.5
-recs = EdgeRecommender().recommend({"history": [{"id": "a1", "text": "上港1:3不敌鹿岛鹿角"}]},
-                                   [{"id": "n1", "text": "詹姆斯带队取胜"}, {"id": "n2", "text": "宝马新车发布"}], k=2)
-assert len(recs) == 2
-print("api ok", default_bundle_path())
+print(default_bundle_path())
 """
 
 
@@ -53,8 +49,10 @@ def test_installed_wheel_runs_demo_and_api_from_elsewhere(wheel, tmp_path):
                           text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
     assert "top 5 of 58" in demo.stdout and str(ROOT) not in demo.stdout  # the installed copy, not the checkout
-    api = subprocess.run([str(py), "-c", API_EXAMPLE], cwd=elsewhere, capture_output=True, text=True, timeout=300)
-    assert api.returncode == 0, api.stderr
-    assert "site-packages" in api.stdout
+    for block in python_blocks(ROOT / "README.md"):  # the README's own examples, as pasted
+        api = subprocess.run([str(py), "-c", block], cwd=elsewhere, capture_output=True, text=True, timeout=300)
+        assert api.returncode == 0, api.stderr
+    where = subprocess.run([str(py), "-c", INSTALLED], cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert where.returncode == 0 and "site-packages" in where.stdout, where.stderr
     version = subprocess.run([str(env_dir / "bin" / "edge-rec"), "--version"], capture_output=True, text=True)
     assert version.stdout.strip().startswith("edge-rec ")

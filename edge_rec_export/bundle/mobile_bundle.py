@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,9 @@ def make_mobile_bundle(src: Path, out: Path, keep_onnx: bool = False, target_pla
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); the bundle gets an ordinary folder's mode
     try:
         _write_mobile_bundle(load_bundle(src), tmp, keep_onnx, target_platform)
         if out.exists():

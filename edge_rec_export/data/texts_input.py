@@ -62,6 +62,8 @@ def rows(path: Path, allow_text_lines: bool = False) -> Iterator[tuple[int, dict
     """(line number, row as a dict) for every non-empty row of a JSON-lines, CSV/TSV (or, where allowed, plain
     text) file."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a directory; give the file itself (e.g. {path / 'texts.jsonl'})")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
