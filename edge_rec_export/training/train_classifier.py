@@ -51,13 +51,14 @@ def prepare(corpus: Corpus, out: Path, salt: str = "13", teacher_file: Path | No
     teacher, keep = prune(full, [e.title for exs in parts.values() for e in exs])
     write_teacher(teacher, out / "teacher.e5s1")
     tok = build_tokenizer(teacher.pieces, teacher.scores, teacher.unk, teacher.bos, teacher.eos, teacher.norm_map)
-    tok.enable_truncation(MAX_LENGTH)
+    length = min(MAX_LENGTH, teacher.config.max_positions)  # never past the teacher's position table
+    tok.enable_truncation(length)
     tok.save(str(out / "tokenizer.json"))
     sources = sorted({e.source for name, exs in parts.items() if name != "transfer" for e in exs})
     arrays = {}
     for name, exs in parts.items():
         enc = tok.encode_batch([e.title for e in exs])
-        ids = np.full((len(exs), MAX_LENGTH), teacher.pad, dtype=np.uint16)
+        ids = np.full((len(exs), length), teacher.pad, dtype=np.uint16)
         for i, e in enumerate(enc):
             ids[i, :len(e.ids)] = e.ids
         arrays[f"{name}_ids"] = ids
@@ -72,7 +73,7 @@ def prepare(corpus: Corpus, out: Path, salt: str = "13", teacher_file: Path | No
     (out / TEXTS).write_bytes(gzip.compress(json.dumps({k: [e.title for e in v] for k, v in parts.items()},
                                                        ensure_ascii=False).encode("utf-8"), mtime=0))
     meta = {"name": corpus.name, "labels": corpus.labels, "codes": corpus.codes, "tags": targets.tags,
-            "sources": sources, "max_length": MAX_LENGTH, "pad_id": teacher.pad, "vocab_size": len(keep),
+            "sources": sources, "max_length": length, "pad_id": teacher.pad, "vocab_size": len(keep),
             "full_vocab_size": len(full.pieces), "split_salt": salt, "sizes": {k: len(v) for k, v in parts.items()}}
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"prepared {meta['sizes']} texts, vocabulary {len(keep)} pieces -> {out}")
