@@ -100,14 +100,19 @@ def _sqlite_errors(method):
     return wrapped
 
 
+def _encodable(text: str, what: str) -> str:
+    """A str SQLite can store: UTF-8 encodable (no lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} {text!r:.60} is not valid Unicode (a lone surrogate at {e.start})") from None
+    return text
+
+
 def _store_id(x, what: str):
     """A user or item id as SQLite keeps it exactly: a str, or an int in the signed 64-bit range."""
     if isinstance(x, str):
-        try:
-            x.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValueError(f"{what} {x!r:.60} is not valid Unicode (a lone surrogate at {e.start})") from None
-        return x
+        return _encodable(x, what)
     if isinstance(x, int) and not isinstance(x, bool):
         if not -INT64 <= x < INT64:
             raise ValueError(f"{what} {x} is out of range; an int id must fit in 64 bits (use a str id)")
@@ -295,7 +300,7 @@ class Store:
         if item.text is None:
             raise ValueError(f"item {i} (id {item.id!r:.60}) has no 'text'; the store classifies texts itself")
         self.recommender.classifier.clean(item.text, i)
-        _store_id(item.text, f"item {i} (id {item.id!r:.60}): text")
+        _encodable(item.text, f"item {i} (id {item.id!r:.60}): text")
         return item
 
     def _add(self, items: list[Item]) -> tuple[Pool, dict]:
