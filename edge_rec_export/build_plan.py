@@ -17,6 +17,7 @@ BUNDLE_SECONDS = 25.0  # export, parity check, INT8 calibration, latency and sco
 RANKING_ROWS_PER_EVENT = 1.5  # training rows (click + sampled skips) per click-log event, before the log is read
 RANKING_BATCH = 512
 RANKING_MODELS = 3  # DSSM, CTR teacher, CTR student
+FAMILY = {"ranking": "ranking"}  # steps timed by the ranking probe; the others by the encoder probe
 
 
 @dataclass
@@ -98,11 +99,16 @@ class Plan:
         self.estimates[step] = seconds
 
     def left(self) -> float:
-        """Seconds left: the estimates of the steps not yet finished, scaled by actual / estimated so far."""
-        done = [s for s in self.actual if s in self.estimates]
-        est_done = sum(self.estimates[s] for s in done)
-        scale = sum(self.actual[s] for s in done) / est_done if est_done > 0 else 1.0
-        return scale * sum(v for s, v in self.estimates.items() if s not in self.actual)
+        """Seconds left: the estimates of the steps not yet finished, each scaled by actual / estimated of the
+        finished steps of its family (the classifier's steps share one probe, the ranking models another)."""
+        left = 0.0
+        for family in {FAMILY.get(s, "classifier") for s in self.estimates}:
+            steps = [s for s in self.estimates if FAMILY.get(s, "classifier") == family]
+            done = [s for s in steps if s in self.actual]
+            est_done = sum(self.estimates[s] for s in done)
+            scale = sum(self.actual[s] for s in done) / est_done if est_done > 0 else 1.0
+            left += scale * sum(self.estimates[s] for s in steps if s not in self.actual)
+        return left
 
     def lines(self) -> list[str]:
         total = sum(self.estimates.values())

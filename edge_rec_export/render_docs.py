@@ -160,8 +160,30 @@ def arm64() -> str:
     return (f"Bundle `{r['reference']['bundle']}` against this x86 machine ({r['emulator']}); tolerances: top-1 "
             f">= {tol['top1_agreement']:.1%}, mean top-10 overlap >= {tol['recommend_top10_overlap_mean']} "
             "(near-ties at the cut counted as ties where the run recorded them).\n\n"
-            + table(["emulated core", "top-1 agreement", "primary prob |diff| median / p99 / max", "tag sets equal",
+            + table(["emulated core", "top-1 agreement", "primary prob abs. difference median / p99 / max", "tag sets equal",
                      "top-10 overlap raw, mean (min)", "with near-ties, mean (min)", ""], rows))
+
+
+def store_bench() -> str:
+    r = report("bench-store.json")
+    cpu = r["machine_info"].get("cpu", {})
+    rows, idle = [], {}
+    for b in r["benchmarks"]:
+        e = b["extra_info"]
+        if "p50_ms" not in e:
+            continue
+        what = b["name"].split("[")[0].removeprefix("test_").replace("_", " ")
+        rows.append([what, f"{int(b['param']):,}" if b.get("param") else "-", e["p50_ms"], e["p90_ms"], e["p99_ms"]])
+        if b["name"].startswith("test_store_recommend["):
+            idle[b["param"]] = e["p50_ms"]
+    busy = [f"with a second core busy, recommend over {int(b['param']):,} items took "
+            f"{b['extra_info']['p50_ms'] / idle[b['param']]:.2f}x its idle p50 in the same run"
+            for b in r["benchmarks"] if b["name"].startswith("test_store_recommend_beside_a_busy_core")
+            and b["param"] in idle]
+    return (f"{cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} logical cores, {r['datetime'][:10]}, 1 thread "
+            "(the phone profile), numpy's BLAS at the host's default"
+            + (f"; {'; '.join(busy)}" if busy else "") + ":\n\n"
+            + table(["call", "stored items", "p50 ms", "p90 ms", "p99 ms"], rows))
 
 
 def reports_index() -> str:
@@ -225,7 +247,7 @@ INDEX = {  # every file of reports/: what it measured, and the page that uses it
 
 RENDERERS = {"default-bundle": default_bundle, "knobs": knobs, "validation-sets": validation_sets,
              "ranking-builds": ranking_builds, "paired-builder": paired_builder, "full-catalogue": full_catalogue,
-             "arm64": arm64, "reports-index": reports_index}
+             "arm64": arm64, "store-bench": store_bench, "reports-index": reports_index}
 
 
 def render(text: str, where: str = "page") -> str:

@@ -178,6 +178,8 @@ def test_the_time_left_scales_the_steps_to_come_by_how_the_finished_ones_went():
     assert plan.left() == 100.0
     plan.skip("b")  # done by an earlier run
     assert plan.left() == 60.0 and "b" not in plan.to_dict()
+    plan.revise("ranking", 100.0)  # another probe's estimate: not scaled by the classifier steps
+    assert plan.left() == 160.0
 
 
 def test_rerun_skips_finished_steps(built, capsys):

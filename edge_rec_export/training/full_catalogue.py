@@ -140,10 +140,12 @@ def sequences(s: Split, users: list[str], with_val: bool, length: int) -> torch.
     return out
 
 
-def sasrec(s: Split, users: list[str], seed: int, epochs: int = 200, every: int = 5, patience: int = 3,
-           batch: int = 128, lr: float = 1e-3) -> tuple[np.ndarray, dict]:
+def sasrec(s: Split, users: list[str], seed: int, epochs: int = 400, every: int = 5, patience: int = 6,
+           batch: int = 64, lr: float = 3e-3) -> tuple[np.ndarray, dict]:
     """Test ranks of the `users` by a SASRec trained on every user's training sequence (next item at every
-    position), stopped on validation nDCG@K (checked every `every` epochs), the best state kept."""
+    position), stopped on validation nDCG@K (checked every `every` epochs), the best state kept. The defaults are
+    the better of two settings tried on validation (lr 1e-3, batch 128, patience 3 stopped at epoch 45 with
+    validation nDCG@10 0.031, still rising; these reach their best after 150)."""
     torch.manual_seed(seed)
     cfg = SASRecConfig(n_items=len(s.items))
     model = SASRec(cfg)
