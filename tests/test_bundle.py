@@ -1,5 +1,6 @@
 """Bundle integrity: every file checked, every failure names the file."""
 import json
+import os
 import sys
 import shutil
 
@@ -113,6 +114,9 @@ def test_mobile_bundle_ort_format(tiny_bundle, tmp_path):
     from conftest import TITLES
     from edge_rec_export.bundle.mobile_bundle import make_mobile_bundle
     mobile = make_mobile_bundle(tiny_bundle, tmp_path / "mobile")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mobile.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's private 0700
     b = load_bundle(mobile)
     assert b.model_file("classifier").name == "classifier.ort"
     assert not (mobile / "classifier.onnx").exists()

@@ -67,3 +67,15 @@ def test_ties_keep_pool_order_under_the_screen():
     zero = np.zeros(len(vectors), dtype=np.float32)
     screened = most_similar(refs, {"vector": vectors, "vector_codes": codes, "vector_scale": scale}, 30, zero)
     np.testing.assert_array_equal(screened, top_d(similarity(refs, vectors) - zero, 30))
+
+
+def test_vector_store_similarities_are_cosines_whatever_the_lengths():
+    from edge_rec import VectorStore
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 16)).astype(np.float32) * rng.uniform(0.1, 10, size=(50, 1)).astype(np.float32)
+    ref = rng.normal(size=16).astype(np.float32) * 7
+    cosines = vectors @ ref / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(ref))
+    for precision, tolerance in (("fp32", 1e-5), ("fp16", 2e-3), ("int8", 2e-2)):
+        top = VectorStore([f"i{j}" for j in range(50)], vectors, precision).top(ref, 5)
+        assert all(abs(sim - cosines[int(i[1:])]) < tolerance for i, sim in top), precision
