@@ -41,6 +41,7 @@ EVENTS = ("impression", *POSITIVE, *NEGATIVE)
 HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another process's write to finish before failing
 INT64 = 2 ** 63  # SQLite integers are signed 64-bit
+SQL_BATCH = 500  # parameters per IN (...) list
 
 # Vectors are stored in chunks of up to CHUNK_ROWS (their item rows as int64 bytes, the vectors as float32 bytes,
 # and their int8 codes and scales for the semantic screen), each item row naming its chunk: opening scans the small
@@ -309,8 +310,7 @@ class Store:
         with self._lock:
             self._writable("add items")
             self._sync()
-            stored = dict(self._db.execute(
-                f"SELECT id, text FROM items WHERE id IN ({','.join('?' * len(items))})", [it.id for it in items]))
+            stored = dict(self._by_ids("id, text", [it.id for it in items]))
             fresh = list({it.id: it for it in items if stored.get(it.id) != it.text}.values())  # the last text wins
             todo = [it.text for it in fresh if it.classification is None]
             done = iter(self.recommender.classifier.classify(todo) if todo else [])
@@ -328,8 +328,17 @@ class Store:
 
     def _committed(self, ids: list) -> dict:
         """id -> (row, text) as the file holds them now."""
-        return {i: (r, t) for i, r, t in self._db.execute(
-            f"SELECT id, row, text FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        return {i: (r, t) for i, r, t in self._by_ids("id, row, text", ids)}
+
+    def _by_ids(self, columns: str, ids: list) -> list[tuple]:
+        """`columns` of the stored items with these ids, asked SQL_BATCH at a time (SQLite builds may allow as few
+        as 999 parameters a statement)."""
+        out = []
+        for start in range(0, len(ids), SQL_BATCH):
+            part = ids[start:start + SQL_BATCH]
+            out += self._db.execute(f"SELECT {columns} FROM items WHERE id IN ({','.join('?' * len(part))})",
+                                    part).fetchall()
+        return out
 
     def _extend(self, pieces: list[tuple[Pool, dict]]) -> None:
         """Append committed pieces to the in-memory catalogue, each item only if the file still holds it as this
@@ -634,8 +643,7 @@ class Store:
     def _classifications(self, ids: list) -> list[Classification]:
         if not ids:
             return []
-        found = {row[0]: row[1:] for row in self._db.execute(
-            f"SELECT id, {COLUMNS} FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        found = {row[0]: row[1:] for row in self._by_ids(f"id, {COLUMNS}", ids)}
         return [_classification(*found[i], self.pool.vector[self._rows[i]]) for i in ids]  # memory mirrors the file
 
 

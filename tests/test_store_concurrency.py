@@ -248,3 +248,10 @@ def test_use_bundle_switches_all_or_nothing_and_rolls_back(rec_bundle, tiny_expo
         assert [r.id for r in store.recommend("u", k=3)] == before
     with Store(tmp_path / "u.db", rec_bundle) as again:  # the file says which bundle it was classified with
         assert len(again) == 8
+
+
+def test_a_large_add_works_where_sqlite_allows_only_999_parameters(rec_bundle, tmp_path):
+    with Store(tmp_path / "many.db", rec_bundle) as store:
+        store._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # as on older or smaller SQLite builds
+        assert store.add({"id": f"m{i}", "text": f"{TITLES[i % len(TITLES)]} {i}"} for i in range(1200)) == 1200
+        assert len(store) == 1200
