@@ -94,14 +94,16 @@ def validation_sets() -> str:
         m, recipe = r["metrics"], r["recipe"]
         split = m["split"]
         shipped_key = f"student_{m['classifier_precision']}_onnx"
+        val = m["held_out"]["val"]
         rows.append([what, f"{split['train']:,} / {split['val']:,} / {split['test']:,}",
                      f4(m["tfidf_reference"]["accuracy"]), f4(m["teacher_fp32_torch"]["accuracy"]),
                      f4(m["student_fp32_torch"]["accuracy"]),
                      f"**{f4(m[shipped_key]['accuracy'])}** ({m['classifier_precision']})",
+                     f"{f4(val[shipped_key]['accuracy'])} vs {f4(val['tfidf_reference']['accuracy'])}",
                      f"{r['size_bytes'] / 1e6:.1f} MB", f"{recipe.get('build_seconds', 0) / 60:.0f} min",
                      f"`{name}`"])
-    return table(["set", "train / val / test", "TF-IDF yardstick", "teacher fp32", "student fp32", "shipped",
-                  "bundle", "build", "report"], rows)
+    return table(["set", "train / val / test", "test: TF-IDF yardstick", "teacher fp32", "student fp32", "shipped",
+                  "validation: shipped vs TF-IDF", "bundle", "build", "report"], rows)
 
 
 RANKING_BUILDS = {"build-movielens.json": "full log", "build-movielens-quick.json": "--quick",
