@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from edge_rec.cli import main as cli_main
 from edge_rec_export.cli import main as export_main

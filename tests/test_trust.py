@@ -10,7 +10,6 @@ pytest.importorskip("cryptography")
 from edge_rec import ContentClassifier, EdgeRecommender, Store, load_bundle  # noqa: E402
 from edge_rec.bundle import BundleError, sha256  # noqa: E402
 from edge_rec.cli import main as cli_main  # noqa: E402
-from edge_rec_export.bundle import signing  # noqa: E402
 from edge_rec_export.cli import main as export_main  # noqa: E402
 
 

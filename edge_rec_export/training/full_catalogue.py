@@ -164,8 +164,8 @@ def sasrec(s: Split, users: list[str], seed: int, epochs: int = 400, every: int 
 
     best, best_state, history, waited = -1.0, None, {}, 0
     for epoch in tqdm(range(1, epochs + 1), desc="sasrec", unit="epoch"):
-        for rows in torch.randperm(len(train)).split(batch):
-            seq = train[rows]
+        for picked in torch.randperm(len(train)).split(batch):
+            seq = train[picked]
             logits = model(seq[:, :-1]) @ model.items.weight.T
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1),
                                                ignore_index=0)
