@@ -15,7 +15,7 @@ from edge_rec.cache import LRUCache
 from edge_rec.char_codes import CHAR_INPUT, char_codes
 from edge_rec.checks import positive_int, probability
 from edge_rec.scope import Scope
-from edge_rec.sessions import bundle_session, check_io, resolve_threads
+from edge_rec.sessions import bundle_session, check_io, checked_output, resolve_threads
 from edge_rec.tokenizer_rules import MAX_TOKENIZER_BYTES, check_tokenizer
 
 INPUTS = {"input_ids", "attention_mask"}
@@ -94,12 +94,10 @@ class ContentClassifier:
         # Characters past this can never reach the model (max_length tokens); cut them before tokenizing.
         self.max_chars = tok.get("max_chars", 64 * self.max_length)
         self.tokenizer = self._load_tokenizer(tok)
-        self.session, model_path = bundle_session(self.bundle, "classifier", self.threads)
+        self.session, self.model_path = bundle_session(self.bundle, "classifier", self.threads)
         # Where the model has a character wide part it also reads the texts' code points (edge_rec/char_codes.py).
         self.reads_chars = CHAR_INPUT in {i.name for i in self.session.get_inputs()}
-        check_io(self.session, model_path, INPUTS | ({CHAR_INPUT} if self.reads_chars else set()), set(OUTPUTS))
-        self._check_output_widths(model_path)
-        self.model_path = model_path
+        check_io(self.session, self.model_path, INPUTS | ({CHAR_INPUT} if self.reads_chars else set()), set(OUTPUTS))
         self._probe_max_length()
         self._labels = np.array(self.bundle.primary_labels, dtype=object)
         self._tags = np.array(self.bundle.tags, dtype=object)
@@ -133,13 +131,6 @@ class ContentClassifier:
         tokenizer.enable_truncation(self.max_length)
         tokenizer.no_padding()  # padding is done per batch in _run, to that batch's longest text
         return tokenizer
-
-    def _check_output_widths(self, path) -> None:
-        widths = {o.name: o.shape[-1] for o in self.session.get_outputs()}
-        for name, expected in (("primary_probs", len(self.bundle.primary_labels)), ("tag_probs", len(self.bundle.tags))):
-            if isinstance(widths[name], int) and widths[name] != expected:
-                raise BundleError(f"{path}: output {name!r} has width {widths[name]} but the manifest lists "
-                                  f"{expected} {'labels' if name == 'primary_probs' else 'tags'}")
 
     def _probe_max_length(self) -> None:
         """One text of tokenizer.max_length tokens through the model: a position table shorter than the manifest's
@@ -279,7 +270,11 @@ class ContentClassifier:
         each result is also judged against the bundle's scope (and a model with a character part reads them)."""
         feeds = self._feeds(input_ids, attention_mask, texts)
         primary, tags, index, vector = self.session.run(list(OUTPUTS), feeds)  # (B, C) (B, K) (B,) (B, D)
-        self._check_outputs(len(input_ids), primary, tags, index, vector)
+        rows = len(input_ids)
+        for name, out, shape in (("primary_probs", primary, (rows, len(self._labels))),
+                                 ("tag_probs", tags, (rows, len(self._tags))), ("index", index, (rows,))):
+            checked_output(out, self.model_path, name, shape, probabilities=True)
+        checked_output(vector, self.model_path, "vector", (rows, self.bundle.vector_dim))
         best = primary.argmax(axis=1)
         results = []
         for b in range(primary.shape[0]):
@@ -295,22 +290,6 @@ class ContentClassifier:
                 tags=tuple((str(self._tags[k]), float(tags[b, k])) for k in hits),
                 index=c, vector=_frozen(vector[b]), in_scope=in_scope, scope_score=share))
         return results
-
-
-    def _check_outputs(self, rows: int, primary, tags, index, vector) -> None:
-        """One row per input, the widths of the manifest, finite values, probabilities and indexes in [0, 1]."""
-        shapes = {"primary_probs": (primary, (rows, len(self._labels))), "tag_probs": (tags, (rows, len(self._tags))),
-                  "index": (index, (rows,)), "vector": (vector, (rows, self.bundle.vector_dim))}
-        for name, (out, shape) in shapes.items():
-            if out.shape != shape:
-                raise RuntimeError(f"{self.model_path}: output {name!r} has shape {out.shape} for {rows} texts, "
-                                   f"expected {shape}; the bundle's model is broken")
-            if not np.isfinite(out).all():
-                raise RuntimeError(f"{self.model_path}: output {name!r} holds non-finite values; the bundle's model "
-                                   "is broken")
-            if name != "vector" and not ((out >= 0.0) & (out <= 1.0)).all():
-                raise RuntimeError(f"{self.model_path}: output {name!r} holds values outside [0, 1]; the bundle's "
-                                   "model is broken")
 
 
 def _frozen(row: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 
 from edge_rec.bundle import Bundle, BundleError
 from edge_rec.semantic import max_dot
-from edge_rec.sessions import bundle_session
+from edge_rec.sessions import bundle_session, checked_output
 
 HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector", "hist_item": "item"}
 CANDIDATE = {"cand_labels": "labels", "cand_index": "index", "cand_vector": "vector", "cand_item": "item",
@@ -44,10 +44,7 @@ class ModelScorer:
         feeds = history_feeds(history, self.history_length, self.inputs)
         feeds.update({name: candidates[key] for name, key in CANDIDATE.items() if name in self.inputs})
         (score,) = self.session.run(["score"], feeds)  # (N,)
-        finite(score, self.path, (len(candidates["index"]),))
-        if not ((score >= 0.0) & (score <= 1.0)).all():
-            raise RuntimeError(f"{self.path}: the model's scores are not probabilities in [0, 1]")
-        return score
+        return checked_output(score, self.path, "score", (len(candidates["index"]),), probabilities=True)
 
 
 class RecallSides:
@@ -79,14 +76,14 @@ class RecallSides:
         if len(candidates["index"]) == 0:
             return np.zeros((0, self.item_side.get_outputs()[0].shape[-1]), dtype=np.float32)
         (items,) = self.item_side.run(["items"], {name: candidates[CANDIDATE[name]] for name in self.item_inputs})
-        return finite(items, self.items_path, (len(candidates["index"]), None))
+        return checked_output(items, self.items_path, "items", (len(candidates["index"]), None))
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """As ModelScorer's; candidates that carry "recall_items" are not passed through the item side again."""
         items = candidates.get("recall_items")
         items = self.items(candidates) if items is None else items
         (user,) = self.user.run(["user"], history_feeds(history, self.history_length, self.user_inputs))
-        return side_scores(items, finite(user, self.user_path, (1, items.shape[1])), self.threads)
+        return side_scores(items, checked_output(user, self.user_path, "user", (1, items.shape[1])), self.threads)
 
 
 def side_scores(items: np.ndarray, user: np.ndarray, threads: int = 1) -> np.ndarray:
@@ -108,15 +105,6 @@ def history_feeds(history: dict[str, np.ndarray], h: int, inputs: list[str]) -> 
                 arr[0, h - take:] = src[-take:]
             feeds[name] = arr
     return {k: v for k, v in feeds.items() if k in inputs}
-
-
-def finite(out: np.ndarray, path, shape: tuple | None = None) -> np.ndarray:
-    """The model's output, checked: finite, and where `shape` is given (None for a size not known) that shape."""
-    if shape is not None and (out.ndim != len(shape) or any(n is not None and a != n for a, n in zip(out.shape, shape))):
-        raise RuntimeError(f"{path}: the model gave shape {out.shape}, expected {shape}; the bundle's model is broken")
-    if not np.isfinite(out).all():
-        raise RuntimeError(f"{path}: the model produced non-finite scores")
-    return out
 
 
 def table_probe(score, vocab_size: int, what: str, path) -> None:

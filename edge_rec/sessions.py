@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
 from edge_rec.bundle import Bundle, BundleError
@@ -87,3 +88,16 @@ def check_io(session: ort.InferenceSession, path: Path, inputs: set[str], output
         raise BundleError(f"{path}: model inputs are {sorted(have_in)}, expected {sorted(inputs)}")
     if not outputs <= have_out:
         raise BundleError(f"{path}: model outputs {sorted(outputs - have_out)} missing; it has {sorted(have_out)}")
+
+
+def checked_output(out: np.ndarray, path, name: str, shape: tuple, probabilities: bool = False) -> np.ndarray:
+    """A model's output `name` as the runtime reads it: of `shape` (None for a size not fixed), finite, and with
+    `probabilities` within [0, 1]; else a RuntimeError naming the model file (the bundle's model is broken)."""
+    if out.ndim != len(shape) or any(n is not None and a != n for a, n in zip(out.shape, shape)):
+        raise RuntimeError(f"{path}: output {name!r} has shape {out.shape}, expected {shape}; the bundle's model is "
+                           "broken")
+    if not np.isfinite(out).all():
+        raise RuntimeError(f"{path}: output {name!r} holds non-finite values; the bundle's model is broken")
+    if probabilities and not ((out >= 0.0) & (out <= 1.0)).all():
+        raise RuntimeError(f"{path}: output {name!r} holds values outside [0, 1]; the bundle's model is broken")
+    return out
