@@ -7,8 +7,13 @@ def is_count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+def is_number(v) -> bool:
+    """An int or a float (bool excluded)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def is_probability(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+    return is_number(v) and 0.0 <= v <= 1.0
 
 
 def positive_int(name: str, value) -> int:

@@ -11,7 +11,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from edge_rec.bundle import MANIFEST, Bundle, BundleError, as_bundle
-from edge_rec.checks import is_count, is_probability, positive_int, probability
+from edge_rec.checks import is_count, is_number, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
 from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
 from edge_rec.pool import LabelNames, Pool
@@ -281,6 +281,6 @@ class EdgeRecommender:
         if not is_probability(share) or share == 0:
             raise ValueError(f"screen_share must be a number in (0, 1], got {share!r}")
         g = knobs["match_g"]
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 < g < float("inf"):
+        if not (is_number(g) and 0.0 < g < float("inf")):
             raise ValueError(f"match_g must be a positive finite number, got {g!r}")
         return knobs

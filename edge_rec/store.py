@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_rec.bundle import Bundle
 from edge_rec.catalogue import classified_items
+from edge_rec.checks import is_count, is_number
 from edge_rec.classifier import Classification
 from edge_rec.items import Item, as_item
 from edge_rec.pool import Pool
@@ -81,8 +82,8 @@ def _explain(e: sqlite3.Error) -> str:
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
         return "the disk is full; nothing was half-written: free some space and try again"
     if name.startswith("SQLITE_READONLY") or "readonly" in text:
-        return (f"the file cannot be written ({text}); open it with read_only=True (the CLI's --read-only) to read "
-                "it, or make it and its folder writable")
+        return (f"the file cannot be written ({text}); open it with read_only=True (the CLI's recommend and info "
+                "do) to read it, or make it and its folder writable")
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return f"cannot open the file ({text}); check that its folder exists and can be read"
     if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
@@ -146,13 +147,11 @@ class Store:
         self._db = None
         try:
             self._open(reclassify)
-        except sqlite3.Error as e:
-            self.close()
-            raise StoreError(f"{self.path}: {_explain(e)}") from None
         except BaseException:
             self.close()
             raise
 
+    @_sqlite_errors
     def _open(self, reclassify: bool) -> None:
         if self.read_only:
             self._db = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro", uri=True,
@@ -174,17 +173,21 @@ class Store:
         if version < SCHEMA_VERSION:
             self._writable("upgrade its schema")
             self._migrate(version)
-        made_with = self._meta("bundle")
-        if made_with != self.recommender.bundle.classification_key:
+        if self._meta("bundle") != self.recommender.bundle.classification_key:
             if not reclassify:
-                name = json.loads(made_with)["name"] if made_with else "?"
-                raise StoreError(f"{self.path}: classified with bundle {name!r}, whose labels or vector size differ "
+                raise StoreError(f"{self.path}: classified with bundle {self._classified_with()!r}, whose labels or "
+                                 "vector size differ "
                                  f"from bundle {self.recommender.bundle.name!r}; open it with reclassify=True "
                                  f"(`edge-rec store --db {self.path} reclassify`) to classify its texts again")
             self._writable("classify its texts again")
             self._reclassify()
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         self._reload()
+
+    def _classified_with(self) -> str:
+        """The name of the bundle the file's catalogue was classified with."""
+        made_with = self._meta("bundle")
+        return json.loads(made_with)["name"] if made_with else "?"
 
     def _writable(self, what: str) -> None:
         if self.read_only:
@@ -202,11 +205,9 @@ class Store:
 
     def _reload(self) -> None:
         with self._read():
-            made_with = self._meta("bundle")
-            if made_with != self.recommender.bundle.classification_key:  # another process switched the bundle
-                name = json.loads(made_with)["name"] if made_with else "?"
-                raise StoreError(f"{self.path}: now classified with bundle {name!r} (switched by another "
-                                 f"connection); open it again with that bundle")
+            if self._meta("bundle") != self.recommender.bundle.classification_key:  # another process switched it
+                raise StoreError(f"{self.path}: now classified with bundle {self._classified_with()!r} (switched by "
+                                 "another connection); open it again with that bundle")
             self._set_pool(self._load())
             self._items_version = self._meta("items_version")
 
@@ -447,8 +448,7 @@ class Store:
             raise ValueError(f"unknown event {event!r:.40}; the events are {list(EVENTS)}")
         _store_id(user, "user")
         _store_id(item, "item")
-        if time is not None and (isinstance(time, bool) or not isinstance(time, (int, float))
-                                 or not math.isfinite(time) or time < 0):
+        if time is not None and not (is_number(time) and math.isfinite(time) and time >= 0):
             raise ValueError(f"time must be a finite number of seconds since the epoch (>= 0), got {time!r:.40}")
         with self._lock:
             self._writable("record events")
@@ -470,11 +470,9 @@ class Store:
     def prune(self, max_age_s: float | None = None, max_events_per_user: int | None = None) -> int:
         """Retention: drop events older than `max_age_s` (> 0 seconds), and all but each user's
         `max_events_per_user` latest (>= 0). Returns how many events were dropped."""
-        if max_age_s is not None and (isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float))
-                                      or not max_age_s > 0):
+        if max_age_s is not None and not (is_number(max_age_s) and max_age_s > 0):
             raise ValueError(f"max_age_s must be a number of seconds > 0, got {max_age_s!r:.40}")
-        if max_events_per_user is not None and (isinstance(max_events_per_user, bool)
-                                                or not isinstance(max_events_per_user, int) or max_events_per_user < 0):
+        if max_events_per_user is not None and not is_count(max_events_per_user):
             raise ValueError(f"max_events_per_user must be an int >= 0, got {max_events_per_user!r:.40}")
         with self._lock, self._write():
             dropped = 0
