@@ -139,33 +139,37 @@ class _JsonlOut:
     """Appends rows; a line cut short by a crash is dropped on resume (its item is classified again)."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path, self.f = path, None
         if path.exists() and not path.is_file():
             raise CatalogueError(f"{path}: not a regular file (a terminal, pipe or device); --output must be a file "
                                  "the job can re-read to resume, e.g. out.jsonl")
-        if path.exists():
-            try:
-                first = self.first_row()
-            except ValueError:  # not JSON lines at all
-                first = {}
-            if first is not None and not _is_catalogue_row(first):
-                raise CatalogueError(f"{path}: exists and is not a catalogue output (no 'id' and 'bundle' in its "
-                                     "first row); give a new --output, or an earlier run's output to resume it")
-            _drop_partial_line(path)  # only ever on a catalogue output
-        self.f = open(path, "a", encoding="utf-8")
+
+    def start(self) -> None:
+        """Once `_output` has found the file to be this job's (or new): open it for appending, a line cut short
+        dropped first (never done to a file that is not a catalogue output)."""
+        if self.path.exists():
+            _drop_partial_line(self.path)
+        self.f = open(self.path, "a", encoding="utf-8")
 
     def done_ids(self) -> Iterator[str]:
         return (str(r["id"]) for _, r in jsonl_records(self.path))
 
     def first_row(self) -> dict | None:
-        return next((r for _, r in jsonl_records(self.path)), None)
+        """The first row, None for a new or empty file, {} for one that is not JSON lines."""
+        if not self.path.exists():
+            return None
+        try:
+            return next((r for _, r in jsonl_records(self.path)), None)
+        except ValueError:
+            return {}
 
     def write(self, rows: list[dict]) -> None:
         self.f.write("".join(_json_row(r) + "\n" for r in rows))
         self.f.flush()
 
     def close(self) -> None:
-        self.f.close()
+        if self.f is not None:
+            self.f.close()
 
 
 def _is_catalogue_row(row) -> bool:
@@ -199,6 +203,9 @@ class _ParquetOut:
         for stale in path.glob(".*.tmp"):
             stale.unlink()
         self.next = 1 + max((int(p.stem.split("-")[1]) for p in path.glob("part-*.parquet")), default=-1)
+
+    def start(self) -> None:
+        """Part files are written whole as they fill: nothing to open."""
 
     def done_ids(self) -> Iterator[str]:
         return (i for p in sorted(self.path.glob("part-*.parquet"))
@@ -240,6 +247,7 @@ def _output(path: Path, fmt: str, key: str):
             out.close()
             raise CatalogueError(f"{path}: begun with {'another bundle' if first.get('bundle') != key else had} "
                                  f"vectors; resume it with the same bundle and --vector-format, or write elsewhere")
+    out.start()
     return out
 
 
