@@ -125,6 +125,8 @@ def load_bundle(path: str | os.PathLike | None = None, verify: bool = True, trus
     `trusted_keys`: public keys (PEM files or bytes; several for key rotation): the bundle must carry a signature
     by one of them over its manifest (edge_rec/trust.py), checked before anything else is read."""
     path = Path(path) if path is not None else default_bundle_path()
+    if path.is_file():  # often its manifest.json: the folder holding it was meant
+        raise BundleError(f"{path} is a file; give the bundle's directory ({path.parent})")
     if not path.is_dir():
         raise BundleError(f"bundle directory not found: {path} (pass a bundle path or set EDGE_REC_BUNDLE)")
     mpath = path / MANIFEST

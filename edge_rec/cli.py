@@ -39,21 +39,14 @@ def _add_trust_arg(p: argparse.ArgumentParser) -> None:
                    "repeat for several (key rotation)")
 
 
-def _bundle_dir(path: str | None) -> str | None:
-    """A bundle argument that names a file (often its manifest.json) means the folder holding it."""
-    if path is not None and os.path.isfile(path):
-        raise ValueError(f"{path} is a file; give the bundle's directory ({os.path.dirname(path) or '.'})")
-    return path
-
-
 def _verify(a) -> int:
-    b = load_bundle(_bundle_dir(a.bundle_path), trusted_keys=a.trusted_key)
+    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
     print(json.dumps({"path": str(b.path), "name": b.name, "verified": True, "signed_by": b.signed_by}))
     return 0
 
 
 def _info(a) -> int:
-    b = load_bundle(_bundle_dir(a.bundle_path), trusted_keys=a.trusted_key)
+    b = load_bundle(a.bundle_path, trusted_keys=a.trusted_key)
     m = b.manifest
     sizes = {n: b.file(n).stat().st_size for n in m["files"]}  # `bytes` is optional in the manifest
     recommends = "ranking" in m and {"recall", "ranker"} <= set(m["models"])
