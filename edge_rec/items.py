@@ -10,6 +10,10 @@ import numpy as np
 
 from edge_rec.classifier import Classification
 
+# The events that make an item part of a user's history; a ranking model that reads them (input `hist_event`) gets
+# each history item's event as its code here plus one (0: padding). A history given without events is all clicks.
+HISTORY_EVENTS = ("click", "long_view", "like", "share")
+
 
 @dataclass(frozen=True)
 class Item:
@@ -24,6 +28,7 @@ class User:
     id: Hashable = None
     interest_tags: tuple[str, ...] = ()  # from the account; derived from the history when empty
     history: tuple[Item, ...] = ()  # interactions, oldest first
+    events: tuple[str, ...] = ()  # the event of each history item (HISTORY_EVENTS); empty: every one a click
 
 
 def as_item(x, where: str) -> Item:
@@ -57,21 +62,40 @@ def _hashable(x) -> bool:
 
 
 def as_user(x) -> User:
-    """A User from a User or a mapping {"id", "interest_tags": [...], "history": [{"id", "text"}, ...]}."""
+    """A User from a User or a mapping {"id", "interest_tags": [...], "history": [{"id", "text"}, ...],
+    "events": [...]}."""
     if isinstance(x, User):
-        tags, history, uid = x.interest_tags, x.history, x.id
+        tags, history, uid, events = x.interest_tags, x.history, x.id, x.events
     elif isinstance(x, Mapping):
-        unknown = set(x) - {"id", "interest_tags", "history"}
+        unknown = set(x) - {"id", "interest_tags", "history", "events"}
         if unknown:
-            raise ValueError(f"user has unknown fields {sorted(unknown)}; expected 'id', 'interest_tags', 'history'")
+            raise ValueError(f"user has unknown fields {sorted(unknown)}; expected 'id', 'interest_tags', 'history', "
+                             "'events'")
         tags, history, uid = x.get("interest_tags") or (), x.get("history") or (), x.get("id")
+        events = x.get("events") or ()
     else:
         raise TypeError(f"user must be a User or a dict with 'interest_tags' and 'history', got {type(x).__name__}")
     if isinstance(tags, str) or not isinstance(tags, Sequence) or not all(isinstance(t, str) for t in tags):
         raise TypeError(f"user interest_tags must be a list of strings, got {tags!r:.80}")
     if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
         raise TypeError(f"user history must be a list of items, got {type(history).__name__}")
-    return User(uid, tuple(tags), tuple(as_item(h, f"history item {i}") for i, h in enumerate(history)))
+    if isinstance(events, str) or not isinstance(events, Sequence):
+        raise TypeError(f"user events must be a list of event names, got {type(events).__name__}")
+    if events and len(events) != len(history):
+        raise ValueError(f"user events name {len(events)} events for {len(history)} history items; give one per "
+                         "history item, or none (every one a click)")
+    wrong = next((e for e in events if e not in HISTORY_EVENTS), None)
+    if wrong is not None:
+        raise ValueError(f"user events: unknown history event {wrong!r:.40}; the events are {list(HISTORY_EVENTS)}")
+    return User(uid, tuple(tags), tuple(as_item(h, f"history item {i}") for i, h in enumerate(history)),
+                tuple(events))
+
+
+def event_codes(events: Sequence[str], n: int) -> np.ndarray:
+    """(n,) int64 codes of n history items' events (HISTORY_EVENTS index + 1); no events: every item a click."""
+    if not events:
+        return np.ones(n, dtype=np.int64)
+    return np.array([HISTORY_EVENTS.index(e) + 1 for e in events], dtype=np.int64)
 
 
 def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import numpy as np
 from edge_rec.bundle import MANIFEST, Bundle, BundleError, as_bundle
 from edge_rec.checks import is_count, is_number, is_probability, positive_int, probability
 from edge_rec.classifier import Classification, ContentClassifier
-from edge_rec.items import Item, LabelVocab, User, as_item, as_user, derive_interest_tags
+from edge_rec.items import HISTORY_EVENTS, Item, LabelVocab, User, as_item, as_user, derive_interest_tags, event_codes
 from edge_rec.pool import LabelNames, Pool
 from edge_rec.recall import interleave, tag_match, top_d
 from edge_rec.scorer import ModelScorer, RecallSides, table_probe
@@ -89,6 +89,11 @@ class EdgeRecommender:
         if self.recall.max_labels != self.ranker.max_labels:
             raise BundleError(f"{self.bundle.path}: recall takes {self.recall.max_labels} labels per item, ranker "
                               f"{self.ranker.max_labels}; they must match")
+        # A model reading history events (input hist_event) was trained on codes of the manifest's event list.
+        if (self.recall.reads_events or self.ranker.reads_events) and \
+                ranking.get("history_events") != list(HISTORY_EVENTS):
+            raise BundleError(f"{self.bundle.path}: the models read history events, coded by 'ranking.history_events' "
+                              f"({ranking.get('history_events')!r:.80}); this runtime codes {list(HISTORY_EVENTS)}")
         self.vocab = LabelVocab(labels, self.ranker.max_labels, self.ranker.vector_dim, item_ids, popularity)
         self._probe_tables(len(labels), len(item_ids))
         self.names = LabelNames(self.bundle.primary_labels, self.bundle.tags)
@@ -102,7 +107,7 @@ class EdgeRecommender:
         """ranking.labels and ranking.items against the models' embedding tables (scorer.table_probe)."""
         k, v = self.ranker.max_labels, self.ranker.vector_dim
         history = {"labels": np.zeros((0, k), np.int64), "index": np.zeros(0, np.float32),
-                   "vector": np.zeros((0, v), np.float32), "item": np.zeros(0, np.int64)}
+                   "vector": np.zeros((0, v), np.float32), "item": np.zeros(0, np.int64), "event": np.zeros(0, np.int64)}
 
         def one(label: int = 0, item: int = 0) -> dict[str, np.ndarray]:
             labels = np.zeros((1, k), np.int64)
@@ -137,7 +142,7 @@ class EdgeRecommender:
         history = self._classify(list(user.history[start:]), "history item", start)
         pool = Pool.of([it.id for it in items], self._classify(items, "candidate"), self.vocab, self.names)
         return self.rank(history, self.known_tags(user.interest_tags), pool, knobs,
-                         history_ids=[it.id for it in user.history[start:]])
+                         history_ids=[it.id for it in user.history[start:]], history_events=user.events[start:])
 
     def prepared(self, pool: Pool) -> Pool:
         """`pool` with what recall computes once per item kept beside it (a two-sided recall model's item side, the
@@ -155,18 +160,20 @@ class EdgeRecommender:
 
     def rank(self, history: Sequence[Classification], account: tuple[str, ...], pool: Pool, knobs: dict,
              exclude: np.ndarray | None = None, demote: np.ndarray | None = None,
-             history_ids: Sequence[Hashable] | None = None) -> list[Recommendation]:
+             history_ids: Sequence[Hashable] | None = None, history_events: Sequence[str] = ()
+             ) -> list[Recommendation]:
         """Recall and rank the columnar `pool` for a user with this (classified) history (`history_ids`: its items'
-        ids) and these known account tags; `exclude` (N,) bool keeps items out, `demote` (N,) bool ranks them after
-        every other item."""
+        ids, `history_events`: their events, none for all clicks) and these known account tags; `exclude` (N,) bool
+        keeps items out, `demote` (N,) bool ranks them after every other item."""
         tags = account or derive_interest_tags(history, knobs["max_interest_tags"])
         # Account tags join the user features the models read as a second interest: a profile of one item per tag.
         # Recall keeps an item by its better interest; ranking orders the items once per interest and the top k
         # takes from each in turn, so a long history cannot drown the stated interests (nor they the history).
         profile = [pool.tag_item(t) for t in account]
-        sources = [(name, h, ids) for name, h, ids in (("history", list(history), history_ids),
-                                                       ("account", profile, None)) if h] or [("history", [], None)]
-        interests = [self.vocab.features(h, "history item", ids) for _, h, ids in sources]
+        sources = [s for s in (("history", list(history), history_ids, history_events),
+                               ("account", profile, None, ())) if s[1]] or [("history", [], None, ())]
+        interests = [{**self.vocab.features(h, "history item", ids), "event": event_codes(events, len(h))}
+                     for _, h, ids, events in sources]
         hist_f = {key: np.concatenate([f[key] for f in interests]) for key in interests[0]}  # every reference item
         # Every path scores the whole pool (no copy of its columns); excluded items are then never kept.
         n = len(pool) if exclude is None else int((~exclude).sum())
@@ -214,7 +221,7 @@ class EdgeRecommender:
         sunk = sink[kept] > 0
         carries = pool.hits(account, kept) > 0
         orders = [np.lexsort((-d, ~carries if name == "account" else np.zeros_like(carries), last, sunk))
-                  for (name, _, _), d in zip(sources, degrees)]
+                  for (name, *_), d in zip(sources, degrees)]
         out = []
         for j, which in interleave(orders, knobs["k"]):
             degree, ctr = degrees[which], ctrs[which]

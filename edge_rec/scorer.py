@@ -8,11 +8,12 @@ from edge_rec.bundle import Bundle, BundleError
 from edge_rec.semantic import max_dot
 from edge_rec.sessions import bundle_session, checked_output
 
-HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector", "hist_item": "item"}
+HISTORY = {"hist_labels": "labels", "hist_index": "index", "hist_vector": "vector", "hist_item": "item",
+           "hist_event": "event"}
 CANDIDATE = {"cand_labels": "labels", "cand_index": "index", "cand_vector": "vector", "cand_item": "item",
              "cand_pop": "pop"}
 REQUIRED = {"hist_labels", "hist_mask", "cand_labels"}
-RECALL_USER = ("hist_labels", "hist_mask"), ("hist_item",)  # a recall side's required and optional inputs
+RECALL_USER = ("hist_labels", "hist_mask"), ("hist_item", "hist_event")  # a recall side's required and optional inputs
 RECALL_ITEMS = ("cand_labels", "cand_index"), ("cand_item",)
 
 
@@ -36,6 +37,7 @@ class ModelScorer:
         self.vector_dim = inputs["hist_vector"].shape[2] if "hist_vector" in inputs else 0
         self.inputs = list(inputs)
         self.reads_items = "cand_item" in inputs
+        self.reads_events = "hist_event" in inputs
 
     def __call__(self, history: dict[str, np.ndarray], candidates: dict[str, np.ndarray]) -> np.ndarray:
         """history/candidates: LabelVocab.features of the user's items (oldest first) and of the candidates."""
@@ -65,6 +67,7 @@ class RecallSides:
         self.user_inputs = [i.name for i in self.user.get_inputs()]
         self.item_inputs = [i.name for i in self.item_side.get_inputs()]
         self.reads_items = "cand_item" in self.item_inputs
+        self.reads_events = "hist_event" in self.user_inputs
         self.path = self.items_path  # where the label and item tables are
         shape = self.user.get_inputs()[0].shape
         if not (len(shape) == 3 and all(isinstance(d, int) for d in shape[1:])):

@@ -30,13 +30,13 @@ from edge_rec.bundle import Bundle
 from edge_rec.catalogue import classified_items
 from edge_rec.checks import is_count, is_number
 from edge_rec.classifier import Classification
-from edge_rec.items import Item, as_item
+from edge_rec.items import HISTORY_EVENTS, Item, as_item
 from edge_rec.pool import Pool
 from edge_rec.recommender import EdgeRecommender, Recommendation
 from edge_rec.semantic import int8_codes
 
 SCHEMA_VERSION = 3
-POSITIVE = ("click", "long_view", "like", "share")  # events that make an item part of the user's history
+POSITIVE = HISTORY_EVENTS  # events that make an item part of the user's history
 NEGATIVE = ("hide", "dislike")  # the item is never shown again; labels hidden often enough are demoted
 EVENTS = ("impression", *POSITIVE, *NEGATIVE)
 HIDE_LABEL_AFTER = 2  # hides of items sharing a label (category or tag) after which that label is demoted
@@ -507,17 +507,21 @@ class Store:
         with self._lock:
             self._sync()
             events = self.events(user)
-            positive = list(dict.fromkeys(reversed([i for i, e, _ in events if e in POSITIVE and i in self._rows])))
-            history_ids = list(reversed(positive[:rec.history_length]))
+            latest = {}  # each history item's latest positive event, in the order of those events
+            for i, e, _ in events:
+                if e in POSITIVE and i in self._rows:
+                    latest.pop(i, None)
+                    latest[i] = e
+            history_ids = list(latest)[-rec.history_length:]
             history = self._classifications(history_ids)
-            shut = {i for i, e, _ in events if e in NEGATIVE or (exclude_seen and e == "impression")} | set(positive)
+            shut = {i for i, e, _ in events if e in NEGATIVE or (exclude_seen and e == "impression")} | set(latest)
             exclude = np.zeros(len(self.pool), dtype=bool)
             exclude[[self._rows[i] for i in shut if i in self._rows]] = True
             hidden = Counter(label for i, e, _ in events if e in NEGATIVE and i in self._rows
                              for label in (self.pool.primary[self._rows[i]], *self.pool.tags[self._rows[i]]))
             demote = self.pool.hits([label for label, n in hidden.items() if n >= HIDE_LABEL_AFTER]) > 0
             return rec.rank(history, account, self.pool, knobs, exclude=exclude, demote=demote,
-                            history_ids=history_ids)
+                            history_ids=history_ids, history_events=[latest[i] for i in history_ids])
 
     @_sqlite_errors
     def info(self) -> dict:

@@ -145,6 +145,7 @@ def test_ctr_model_learns_interest_from_history():
         visits.append(Impression(v, v, hist, shown, ((shown - 1) % 4 == topic).astype(np.float32)))
     log = ClickLog("toy", items, visits[:450], visits[450:500], visits[500:])
     tensors = ItemTensors(items)
+    torch.manual_seed(0)
     model = CTRModel(CTRConfig(4, 2, history_length=6, label_dim=8, item_dim=8, hidden=8, mlp=16))
     data = {k: samples(log.split(k), 6) for k in ("train", "val", "test")}
     fit(model, tensors, data["train"], data["val"], epochs=5, lr=1e-2, batch=64, seed=0, log=lambda _: None)

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from edge_rec.bundle import load_bundle
+from edge_rec.items import HISTORY_EVENTS
 from edge_rec.scorer import side_scores
 from edge_rec.sessions import make_session
 from edge_rec_export.bundle.bundle_writer import io_signature, write_manifest
-from edge_rec_export.data.interactions import ClickLog, Impression, add_log_arguments, read_log, samples
+from edge_rec_export.data.interactions import (ClickLog, Impression, add_log_arguments, history_event_types, read_log,
+                                              samples)
 from edge_rec_export.bundle.onnx_export import ParityError, check_parity, export_onnx, run_onnx
 from edge_rec_export.bundle.package_classifier import p50_ms
 from edge_rec_export.bundle.quantize import quantize_int8
@@ -41,8 +43,8 @@ CANDIDATE_INPUTS = ("cand_labels", "cand_index", "cand_vector", "cand_item", "ca
 
 def impression_feeds(tensors: ItemTensors, imp: Impression, history_length: int, names) -> dict[str, torch.Tensor]:
     """One visit: the user's history as a batch of one (1, H, ...) against all its shown items (N, ...)."""
-    hist = samples([imp], history_length).hist[:1]
-    return tensors.feeds(hist, imp.shown, names, imp.pop)
+    s = samples([imp], history_length)
+    return tensors.feeds(s.hist[:1], imp.shown, names, imp.pop, s.hist_event[:1])
 
 
 def calibration_feeds(model, tensors: ItemTensors, visits: list[Impression]) -> list[dict[str, np.ndarray]]:
@@ -213,8 +215,11 @@ PIPELINE = {"recall_top": 100, "tag_top": 100, "semantic_top": 100, "semantic_mo
 
 def ranking_section(log: ClickLog) -> dict:
     """The manifest's `ranking`: the models' label names and, where the log gave them, the ids with an id
-    embedding (in embedding-row order) and every item's popularity at the end of training (0 for the others)."""
+    embedding (in embedding-row order), every item's popularity at the end of training (0 for the others) and the
+    history events the models read (their codes: list index + 1)."""
     section = {"labels": log.items.label_names}
+    if history_event_types(log):
+        section["history_events"] = list(HISTORY_EVENTS)
     if log.items.identity is not None:
         rows = np.flatnonzero(log.items.identity)
         rows = rows[np.argsort(log.items.identity[rows])]

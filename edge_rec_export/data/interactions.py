@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_rec.items import HISTORY_EVENTS
+
 PAD = 0  # item row 0 and label id 0 are padding
 
 
@@ -56,6 +58,7 @@ class Impression:
     clicks: np.ndarray  # (s,) 1.0 clicked, 0.0 shown and not clicked
     real: int | None = None  # the first `real` shown items were really exposed, the rest are sampled; None = all
     pop: np.ndarray | None = None  # (s,) each shown item's popularity as known at this visit (`add_item_stats`)
+    history_events: np.ndarray | None = None  # (h,) each history item's event code (HISTORY_EVENTS); None: clicks
 
 
 @dataclass
@@ -79,15 +82,17 @@ class Samples:
     group: np.ndarray  # (S,) impression number, for per-user/per-list metrics
     user: np.ndarray  # (S,)
     pop: np.ndarray | None = None  # (S,) float32 the target's popularity at its visit; None where the log has none
+    hist_event: np.ndarray | None = None  # (S, H) int64 the history items' event codes, 0 = padding
 
     def __len__(self) -> int:
         return len(self.y)
 
 
 def samples(impressions: list[Impression], history_length: int) -> Samples:
-    """One row per shown item, with the last `history_length` clicks before its visit."""
+    """One row per shown item, with the last `history_length` clicks before its visit and their event codes."""
     n = sum(len(imp.shown) for imp in impressions)
     hist = np.zeros((n, history_length), dtype=np.int64)
+    hist_event = np.zeros((n, history_length), dtype=np.int64)
     target, y = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.float32)
     group, user = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     with_pop = bool(impressions) and impressions[0].pop is not None
@@ -98,12 +103,21 @@ def samples(impressions: list[Impression], history_length: int) -> Samples:
         s = len(imp.shown)
         if len(h):
             hist[row:row + s, history_length - len(h):] = h
+            hist_event[row:row + s, history_length - len(h):] = (
+                1 if imp.history_events is None else imp.history_events[-history_length:])
         target[row:row + s], y[row:row + s] = imp.shown, imp.clicks
         group[row:row + s], user[row:row + s] = g, imp.user
         if with_pop:
             pop[row:row + s] = imp.pop
         row += s
-    return Samples(hist, target, y, group, user, pop)
+    return Samples(hist, target, y, group, user, pop, hist_event)
+
+
+def history_event_types(log: ClickLog) -> int:
+    """How many history event types the ranking models read from `log`: all of HISTORY_EVENTS where its training
+    histories carry any event but a click, else 0 (every history item a click, nothing to learn)."""
+    varied = any(imp.history_events is not None and (imp.history_events > 1).any() for imp in log.train)
+    return len(HISTORY_EVENTS) if varied else 0
 
 
 def add_item_stats(log: ClickLog, half_life_share: float = 0.1) -> None:
@@ -202,19 +216,28 @@ def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100
         unrated = np.flatnonzero(~rated)
         held = click_pos[-2:] if len(click_pos) >= 3 else []
         cut = held[0] if len(held) else len(rows)
-        before = (lambda i: items[:i]) if history == "rated" else (lambda i: items[:i][clicked[:i]])
+        codes = np.where(clicked, HISTORY_EVENTS.index("click") + 1, HISTORY_EVENTS.index("long_view") + 1)
+        kept = np.ones(len(rows), dtype=bool) if history == "rated" else clicked
+
+        def before(i):  # (history, its event codes) of a visit at position i
+            return items[:i][kept[:i]], codes[:i][kept[:i]]
+
         for i in range(cut):
-            hist = before(i)
+            hist, events = before(i)
             if clicked[i]:
                 shown = np.concatenate([[items[i]], rng.choice(unrated, negatives, replace=False)])
-                train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)), real=1))
+                train.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)), real=1,
+                                        history_events=events))
             elif shown_negatives:
-                train.append(Impression(int(u), int(rows[i, 3]), hist, items[i:i + 1], np.zeros(1, np.float32)))
+                train.append(Impression(int(u), int(rows[i, 3]), hist, items[i:i + 1], np.zeros(1, np.float32),
+                                        history_events=events))
             likes[items[i]] += clicked[i]
             seen[items[i]] += 1
         for split_, i in zip((val, test), held):
             shown = np.concatenate([[items[i]], rng.choice(unrated, eval_negatives, replace=False)])
-            split_.append(Impression(int(u), int(rows[i, 3]), before(i), shown, _first_clicked(len(shown))))
+            hist, events = before(i)
+            split_.append(Impression(int(u), int(rows[i, 3]), hist, shown, _first_clicked(len(shown)),
+                                     history_events=events))
     prior = likes.sum() / seen.sum()
     c = (likes[1:] + 5 * prior) / (seen[1:] + 5)  # click rate shrunk toward the global rate by 5 pseudo-ratings
     label_names = [f"genre:{g}" for g in genres] + [f"movie:{m}" for m in movies]
@@ -364,12 +387,15 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
     row_of = {item_id: r for r, item_id in enumerate(items.ids) if r}
     visits: dict[tuple[str, float], dict[int, bool]] = defaultdict(dict)
     viewed: dict[tuple[str, float], set[int]] = defaultdict(set)
+    code: dict[tuple[str, float, int], int] = {}  # a history item's event code: its last positive event in the visit
     for e in events:
         if e.viewed:
             viewed[e.user, e.time].add(row_of[e.item])
         else:
             shown = visits[e.user, e.time]
             shown[row_of[e.item]] = shown.get(row_of[e.item], False) or e.clicked
+        if e.clicked or e.viewed:
+            code[e.user, e.time, row_of[e.item]] = e.history_code
     for key, rows in viewed.items():  # consumed, so not a skip; a click at the same time stays a click
         shown = visits.get(key, {})
         for r in rows:
@@ -393,6 +419,7 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
     unmet: dict[str, np.ndarray] = {}  # per user, the items never met: computed once, where a visit needs some
     out = {"train": [], "val": [], "test": []}
     history: dict[str, list[int]] = defaultdict(list)
+    history_events: dict[str, list[int]] = defaultdict(list)
     for (user, t) in sorted(visits.keys() | viewed.keys(), key=lambda k: (k[1], k[0])):
         shown = visits.get((user, t), {})
         if shown:
@@ -408,8 +435,11 @@ def from_events(events, items: ItemTable, name: str, held_out: float = 0.1, nega
             out[split_].append(Impression(users[user], int(t), np.array(history[user], dtype=np.int64),
                                           np.concatenate([rows, sampled]).astype(np.int64),
                                           np.concatenate([clicks, np.zeros(len(sampled), np.float32)]),
-                                          real=len(rows) if len(sampled) else None))
-        history[user] += [r for r in shown if shown[r]] + sorted(viewed.get((user, t), ()))
+                                          real=len(rows) if len(sampled) else None,
+                                          history_events=np.array(history_events[user], dtype=np.int64)))
+        added = [r for r in shown if shown[r]] + sorted(viewed.get((user, t), ()))
+        history[user] += added
+        history_events[user] += [code[user, t, r] for r in added]
     return ClickLog(name, items, out["train"], out["val"], out["test"],
                     notes=f"{len(events)} events of {len(users)} users; the last {held_out:.0%} of visits with a click "
                           f"by time held out for test and the {held_out:.0%} before for validation")

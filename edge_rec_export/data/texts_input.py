@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from edge_rec.items import HISTORY_EVENTS
+
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 POSITIVE_EVENTS = ("click", "like", "share")  # an interaction that counts as a click
@@ -56,6 +58,13 @@ class Event:
     time: float
     clicked: bool
     viewed: bool = False
+    name: str = ""  # the event as the log wrote it; "" for a click (or, where viewed, a long view)
+
+    @property
+    def history_code(self) -> int:
+        """The event's code as a history event of the ranking models (edge_rec.items.HISTORY_EVENTS index + 1)."""
+        name = self.name or ("long_view" if self.viewed else "click")
+        return HISTORY_EVENTS.index(name) + 1 if name in HISTORY_EVENTS else 1
 
 
 def rows(path: Path, allow_text_lines: bool = False) -> Iterator[tuple[int, dict]]:
@@ -187,7 +196,7 @@ def read_events(path: Path, known_items: set[str]) -> list[Event]:
         if event not in EVENTS:
             raise InputError(f"{path}:{n}: unknown event {row['event']!r}; expected one of {', '.join(EVENTS)}")
         out.append(Event(_id(path, n, row["user"], "user"), item, _number(path, n, row["time"], "time"),
-                         event in POSITIVE_EVENTS, event in VIEWED_EVENTS))
+                         event in POSITIVE_EVENTS, event in VIEWED_EVENTS, event))
     if not out:
         raise InputError(f"{path}: no rows; expected click-log events")
     return out

@@ -2,7 +2,8 @@
 
 1. Order-feature extraction: each item -> label-bag embedding, category index c, (optionally) its projected
    semantic vector and (where items recur in the log) its id embedding -> item vector e (d). An id the log never
-   had is row 0, a zero embedding: such an item is read by its content alone.
+   had is row 0, a zero embedding: such an item is read by its content alone. Where the log's histories carry
+   several event types (click, long_view, like, share), each history item's vector adds its event's embedding.
 2. Interest tracking: a GRU over the clicked sequence e_1..e_H -> interest states s_1..s_H.
 3. Interest enhancement against the candidate: attention a_t = softmax_t(s_t . W e_cand), then an attention-updated
    GRU (AUGRU: the update gate scaled by a_t) over s_1..s_H, so interests relevant to the candidate dominate the
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from edge_rec_export.models.encoder import require_positive
-from edge_rec_export.models.item_features import IdEmbedding, LabelBag
+from edge_rec_export.models.item_features import EventEmbedding, IdEmbedding, LabelBag
 
 MASK_LOGIT = -1e4
 
@@ -34,6 +35,7 @@ class CTRConfig:
     vector_dim: int = 0  # 0: items carry no semantic vector
     n_items: int = 0  # items with an id embedding (rows 1..n_items); 0: items are read by their content alone
     popularity: bool = False  # the candidate's popularity (cand_pop) is an input of the relevance network
+    n_events: int = 0  # history event types read (hist_event, codes 1..n_events); 0: every history item a click
     history_length: int = 50
     label_dim: int = 32
     vector_proj: int = 32
@@ -45,9 +47,9 @@ class CTRConfig:
     def __post_init__(self):
         require_positive(self, ("n_labels", "max_labels", "history_length", "label_dim", "vector_proj", "item_dim",
                                 "hidden", "mlp"))
-        if self.vector_dim < 0 or self.n_items < 0 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"CTRConfig: vector_dim and n_items must be >= 0 and dropout in [0, 1), got "
-                             f"{self.vector_dim}, {self.n_items}, {self.dropout}")
+        if min(self.vector_dim, self.n_items, self.n_events) < 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"CTRConfig: vector_dim, n_items and n_events must be >= 0 and dropout in [0, 1), got "
+                             f"{self.vector_dim}, {self.n_items}, {self.n_events}, {self.dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,13 +101,14 @@ class GRUCell(nn.Module):
 
 
 class CTRModel(nn.Module):
-    input_names = ("hist_labels", "hist_index", "hist_vector", "hist_item", "hist_mask", "cand_labels", "cand_index",
-                   "cand_vector", "cand_item", "cand_pop")
+    input_names = ("hist_labels", "hist_index", "hist_vector", "hist_item", "hist_event", "hist_mask", "cand_labels",
+                   "cand_index", "cand_vector", "cand_item", "cand_pop")
 
     def __init__(self, cfg: CTRConfig):
         super().__init__()
         self.cfg = cfg
         self.item = ItemEncoder(cfg)
+        self.event = EventEmbedding(cfg.n_events, cfg.item_dim) if cfg.n_events else None
         self.track = GRUCell(cfg.item_dim, cfg.hidden)
         self.query = nn.Linear(cfg.item_dim, cfg.hidden, bias=False)
         self.enhance = GRUCell(cfg.hidden, cfg.hidden)
@@ -117,9 +120,12 @@ class CTRModel(nn.Module):
     def feed_names(self) -> tuple[str, ...]:
         return feed_names(self.input_names, self.cfg)
 
-    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None, hist_item=None) -> torch.Tensor:
+    def interests(self, hist_labels, hist_index, hist_mask, hist_vector=None, hist_item=None, hist_event=None
+                  ) -> torch.Tensor:
         """Interest tracking: hist_* (Bh, H, ...) -> GRU states (Bh, H, g); padded steps keep the state."""
         e_hist = self.item(hist_labels, hist_index, hist_vector, hist_item)  # (Bh, H, d)
+        if self.event is not None:
+            e_hist = e_hist + self.event(hist_event)
         s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
         states = []
         # unbind, not [:, t]: each slice's backward would fill a whole (B, H, .) gradient, O(H^2) per sequence
@@ -136,13 +142,13 @@ class CTRModel(nn.Module):
         return attn, (attn[..., None] * states).sum(dim=1)
 
     def features(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-                 cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_of=None
+                 cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_event=None, hist_of=None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The relevance network's input (N, 3g + d [+ 2]), plus the interest states (N, H, g) and mask (N, H).
         `hist_of` (N,): the history row of each candidate, where Bh distinct histories serve N candidates (scoring
         many candidates per visit tracks each history once)."""
         n = cand_labels.shape[0]
-        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector, hist_item)
+        states = self.interests(hist_labels, hist_index, hist_mask, hist_vector, hist_item, hist_event)
         if hist_of is None:
             states, mask = states.expand(n, -1, -1), hist_mask.expand(n, -1)
         else:
@@ -159,22 +165,23 @@ class CTRModel(nn.Module):
         return torch.cat(parts, dim=-1), states, mask
 
     def logits(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-               cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_of=None) -> torch.Tensor:
+               cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_event=None, hist_of=None
+               ) -> torch.Tensor:
         """hist_* (Bh, H, ...) with Bh = 1 or N (or any, with `hist_of`), hist_mask (Bh, H) float; cand_* (N, ...)
         -> logits (N,)."""
         z = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector, cand_vector,
-                          hist_item, cand_item, cand_pop, hist_of)[0]
+                          hist_item, cand_item, cand_pop, hist_event, hist_of)[0]
         return self.relevance(z).squeeze(-1)
 
     def forward(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-                cand_vector=None, hist_item=None, cand_item=None, cand_pop=None) -> torch.Tensor:
+                cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_event=None) -> torch.Tensor:
         return torch.sigmoid(self.logits(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector,
-                                          cand_vector, hist_item, cand_item, cand_pop))
+                                          cand_vector, hist_item, cand_item, cand_pop, hist_event))
 
 
 def feed_names(names: tuple[str, ...], cfg) -> tuple[str, ...]:
-    """The inputs among `names` a ranking model with config `cfg` reads: vectors, ids and popularity only where
-    its config has them."""
+    """The inputs among `names` a ranking model with config `cfg` reads: vectors, ids, popularity and history
+    events only where its config has them."""
     off = {"_vector": not getattr(cfg, "vector_dim", 0), "_item": not getattr(cfg, "n_items", 0),
-           "_pop": not getattr(cfg, "popularity", False)}
+           "_pop": not getattr(cfg, "popularity", False), "_event": not getattr(cfg, "n_events", 0)}
     return tuple(n for n in names if not any(n.endswith(suffix) and skip for suffix, skip in off.items()))

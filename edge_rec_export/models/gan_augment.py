@@ -89,23 +89,23 @@ class GANObjective:
 
     def __call__(self, model, idx: np.ndarray) -> torch.Tensor:
         clicks = idx[self.train.y[idx] > 0.5]  # generate one domain click sample per real click visit
-        hist = self.train.hist[clicks]
+        hist, events = self.train.hist[clicks], self.train.hist_event[clicks]
         clicked = self.target[torch.from_numpy(clicks).to(self.tensors.device)]
-        fake = self._generator_step(model, hist, clicked)
+        fake = self._generator_step(model, hist, events, clicked)
         loss = self.base(model, idx)
         real = self.is_domain[clicked].cpu().numpy()
         if not real.any():  # the adversarial term needs both sides, or it only pushes the domain down
             return loss
-        d_real = self._d_logits(model, hist[real], clicked[torch.from_numpy(real)])
-        d_fake = self._d_logits(model, hist, fake)
+        d_real = self._d_logits(model, hist[real], events[real], clicked[torch.from_numpy(real)])
+        d_fake = self._d_logits(model, hist, events, fake)
         return loss + self.cfg.adversarial_weight * 0.5 * (
             F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
             + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
 
-    def _d_logits(self, model, hist: np.ndarray, items: torch.Tensor) -> torch.Tensor:
-        return model.logits(**self.tensors.feeds(hist, items.cpu().numpy(), model.feed_names))
+    def _d_logits(self, model, hist: np.ndarray, events: np.ndarray, items: torch.Tensor) -> torch.Tensor:
+        return model.logits(**self.tensors.feeds(hist, items.cpu().numpy(), model.feed_names, hist_event=events))
 
-    def _generator_step(self, model, hist: np.ndarray, clicked: torch.Tensor) -> torch.Tensor:
+    def _generator_step(self, model, hist: np.ndarray, events: np.ndarray, clicked: torch.Tensor) -> torch.Tensor:
         """One policy-gradient step of G against the fixed D; returns the sampled items (rows of the table)."""
         h = torch.from_numpy(hist).to(self.tensors.device)
         logp = F.log_softmax(self.generator(self.tensors.labels[h], (h > 0).float()), dim=-1)  # (B, M)
@@ -114,7 +114,7 @@ class GANObjective:
         with torch.no_grad():
             was_training = model.training
             model.eval()
-            reward = self._d_logits(model, hist, items)
+            reward = self._d_logits(model, hist, events, items)
             model.train(was_training)
             vectors = model.item(self.tensors.labels[self.rows], self.tensors.index[self.rows],
                                  self.tensors.vectors[self.rows])  # (M, d), D's item space

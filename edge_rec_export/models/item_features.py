@@ -35,3 +35,17 @@ class IdEmbedding(nn.Module):
 
     def forward(self, item: torch.Tensor) -> torch.Tensor:
         return self.embed(item)
+
+
+class EventEmbedding(nn.Module):
+    """History event codes (...), 1..n_events (0 = padding) -> (..., dim), added to each history item's vector.
+    Zeros at the start: a model begins as one that reads every event as a click and moves away where the log
+    pays for it."""
+
+    def __init__(self, n_events: int, dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_events + 1, dim, padding_idx=0)
+        nn.init.zeros_(self.embed.weight)
+
+    def forward(self, event: torch.Tensor) -> torch.Tensor:
+        return self.embed(event)

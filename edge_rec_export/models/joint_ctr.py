@@ -51,11 +51,11 @@ class JointCTR(CTRModel):
         self.act, self.drop = nn.GELU(), nn.Dropout(cfg.dropout)
 
     def both(self, hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector=None,
-             cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_of=None
+             cand_vector=None, hist_item=None, cand_item=None, cand_pop=None, hist_event=None, hist_of=None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (item click logits (N,), channel click logits (N,))."""
         a, states, mask = self.features(hist_labels, hist_index, hist_mask, cand_labels, cand_index, hist_vector,
-                                        cand_vector, hist_item, cand_item, cand_pop, hist_of)
+                                        cand_vector, hist_item, cand_item, cand_pop, hist_event, hist_of)
         channel = self.item.bag(torch.where(self.is_channel[cand_labels], cand_labels, 0))  # (N, label_dim)
         q = self.channel_query(channel)
         pooled = self.attend(states, mask, q)[1]

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from edge_rec_export.models.ctr import CTRConfig, CTRModel
 from edge_rec_export.models.dssm import DSSM, DSSMConfig
-from edge_rec_export.data.interactions import ClickLog, ItemTable, Samples, add_log_arguments, read_log, samples
+from edge_rec_export.data.interactions import (ClickLog, ItemTable, Samples, add_log_arguments, history_event_types,
+                                              read_log, samples)
 from edge_rec_export.models.joint_ctr import JointCTR, JointCTRConfig
 from edge_rec_export.training.sparse_domains import channel_clicks, channels_of
 from edge_rec_export.training.metrics import ranking_report
@@ -36,14 +37,16 @@ class ItemTensors:
         self.identity = torch.from_numpy(identity).to(device)
         self.device = device
 
-    def feeds(self, hist: np.ndarray, target: np.ndarray, names=None, pop: np.ndarray | None = None
-              ) -> dict[str, torch.Tensor]:
+    def feeds(self, hist: np.ndarray, target: np.ndarray, names=None, pop: np.ndarray | None = None,
+              hist_event: np.ndarray | None = None) -> dict[str, torch.Tensor]:
         """Every feed, or only those in `names` (a model's `feed_names`); `pop` (N,): the targets' popularity at
-        their visits."""
+        their visits; `hist_event` (as `hist`): the history items' event codes (None: every one a click)."""
         h = torch.from_numpy(hist).to(self.device)
         t = torch.from_numpy(target).to(self.device)
         out = {"hist_labels": self.labels[h], "hist_index": self.index[h], "hist_vector": self.vectors[h],
-               "hist_item": self.identity[h], "hist_mask": (h > 0).float(), "cand_labels": self.labels[t],
+               "hist_item": self.identity[h], "hist_mask": (h > 0).float(),
+               "hist_event": (h > 0).long() if hist_event is None else torch.from_numpy(hist_event).to(self.device),
+               "cand_labels": self.labels[t],
                "cand_index": self.index[t], "cand_vector": self.vectors[t], "cand_item": self.identity[t],
                "cand_pop": torch.from_numpy(np.zeros(len(target), np.float32) if pop is None
                                             else pop.astype(np.float32)).to(self.device)}
@@ -52,7 +55,8 @@ class ItemTensors:
 
 def batch_feeds(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> dict[str, torch.Tensor]:
     """The model's feeds for rows `idx` of `s`."""
-    return tensors.feeds(s.hist[idx], s.target[idx], model.feed_names, None if s.pop is None else s.pop[idx])
+    return tensors.feeds(s.hist[idx], s.target[idx], model.feed_names, None if s.pop is None else s.pop[idx],
+                         None if s.hist_event is None else s.hist_event[idx])
 
 
 def logits(model, tensors: ItemTensors, s: Samples, idx: np.ndarray) -> torch.Tensor:
@@ -66,8 +70,12 @@ def score(model, tensors: ItemTensors, s: Samples, batch: int = 4096) -> np.ndar
     out = []
     for i in range(0, len(s), batch):
         idx = np.arange(i, min(i + batch, len(s)))
-        hist, hist_of = np.unique(s.hist[idx], axis=0, return_inverse=True)
-        feeds = tensors.feeds(hist, s.target[idx], model.feed_names, None if s.pop is None else s.pop[idx])
+        h = s.hist.shape[1]  # a history is its items and their events
+        both = s.hist[idx] if s.hist_event is None else np.concatenate([s.hist[idx], s.hist_event[idx]], axis=1)
+        distinct, hist_of = np.unique(both, axis=0, return_inverse=True)
+        feeds = tensors.feeds(np.ascontiguousarray(distinct[:, :h]), s.target[idx], model.feed_names,
+                              None if s.pop is None else s.pop[idx],
+                              None if s.hist_event is None else np.ascontiguousarray(distinct[:, h:]))
         out.append(torch.sigmoid(model.logits(**feeds, hist_of=torch.from_numpy(hist_of.reshape(-1)))).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -202,13 +210,15 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
 
     n_items = int(log.items.identity.max(initial=0)) if log.items.identity is not None else 0
     pop = log.items.popularity is not None
+    n_events = history_event_types(log)
 
     def ctr(size: dict) -> CTRModel:
         if channels:
             return JointCTR(JointCTRConfig(n_labels, k, vector_dim=v, channel_labels=channel_ids, **size))
-        return CTRModel(CTRConfig(n_labels, k, vector_dim=v, n_items=n_items, popularity=pop, **size))
+        return CTRModel(CTRConfig(n_labels, k, vector_dim=v, n_items=n_items, popularity=pop, n_events=n_events,
+                                  **size))
 
-    builders = {"dssm": lambda: DSSM(DSSMConfig(n_labels, k, n_items=n_items, **DSSM_SIZE)),
+    builders = {"dssm": lambda: DSSM(DSSMConfig(n_labels, k, n_items=n_items, n_events=n_events, **DSSM_SIZE)),
                 "ctr_teacher": lambda: ctr(TEACHER), "ctr_student": lambda: ctr(STUDENT)}
     short = {n: samples(log.split(n), STUDENT["history_length"]) for n in hist}
     models = {}

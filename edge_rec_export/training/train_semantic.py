@@ -185,10 +185,11 @@ def evaluate_recall(log: ClickLog, trained: np.ndarray, dssm, history_length: in
             "random": set(int(i) for i in rng.choice(pool, min(d, len(pool)), replace=False)) & pos,
             "semantic_plain": recall_at((plain[pool] @ plain[refs].T).max(axis=1), pool, pos, d),
             "semantic_behaviour": recall_at((trained[pool] @ trained[refs].T).max(axis=1), pool, pos, d)}
-        s = samples([Impression(imp.user, imp.time, imp.history, pool, np.zeros(len(pool), np.float32))],
-                    dssm.cfg.history_length)
+        s = samples([Impression(imp.user, imp.time, imp.history, pool, np.zeros(len(pool), np.float32),
+                                history_events=imp.history_events)], dssm.cfg.history_length)
         with torch.no_grad():
-            model_scores = dssm(**tensors.feeds(s.hist[:1], s.target, dssm.feed_names)).numpy()
+            model_scores = dssm(**tensors.feeds(s.hist[:1], s.target, dssm.feed_names,
+                                                hist_event=s.hist_event[:1])).numpy()
         per_path["model_dssm"] = recall_at(model_scores, pool, pos, d)
         per_path["tag_match"] = recall_at(_tag_match(log, refs, pool), pool, pos, d)
         per_path["union_model_tag_semantic"] = (per_path["model_dssm"] | per_path["tag_match"]
