@@ -131,6 +131,7 @@ def test_simulated_visits_as_click_log_events_read_back_as_the_same_visits():
 def test_ctr_model_learns_interest_from_history():
     """Clicks go to candidates sharing the history's label: a few epochs must find that (AUC >> 0.5)."""
     from edge_rec_export.models.ctr import CTRConfig, CTRModel
+    import torch
     from edge_rec_export.training.train_ranking import ItemTensors, fit, report, score
 
     rng = np.random.default_rng(0)
