@@ -84,9 +84,9 @@ def event_ranking(tmp_path_factory):
     dssm = DSSM(DSSMConfig(n_labels, 3, history_length=6, label_dim=8, hidden=16, out_dim=8, n_events=n_events))
     ctr = CTRModel(CTRConfig(n_labels, 3, vector_dim=16, history_length=4, label_dim=8, vector_proj=8, item_dim=8,
                              hidden=8, mlp=16, dropout=0.0, n_events=n_events))
-    with torch.no_grad():  # trained models have learned event embeddings; these start at zero
+    with torch.no_grad():  # trained models have learned event tables; these start near the identity
         for m in (dssm, ctr):
-            m.event.embed.weight[1:].normal_(std=1.0)
+            m.event.scale.weight[1:].normal_(std=1.0)
     work = tmp_path_factory.mktemp("events")
     tensors = ItemTensors(items)
     recall, _ = export_ranking_model(dssm, tensors, visits, work / "recall.onnx")
@@ -164,3 +164,19 @@ def test_a_bundle_whose_models_read_events_must_name_their_codes(event_ranking, 
         out = event_bundle(tmp_path / f"b{len(section)}", tiny_export, files, section)
         with pytest.raises(BundleError, match="history_events"):
             EdgeRecommender(out)
+
+
+def test_a_model_reading_events_starts_from_the_same_weights_as_one_that_does_not():
+    """Same seed, same initial weights but the event tables (made last): the event input is the only difference."""
+    from edge_rec_export.models.ctr import CTRConfig, CTRModel
+    from edge_rec_export.models.dssm import DSSM, DSSMConfig
+
+    for make in (lambda n: CTRModel(CTRConfig(5, 2, history_length=4, n_events=n)),
+                 lambda n: DSSM(DSSMConfig(5, 2, history_length=4, n_events=n))):
+        states = []
+        for n in (0, len(HISTORY_EVENTS)):
+            torch.manual_seed(3)
+            states.append(make(n).state_dict())
+        assert set(states[1]) - set(states[0]) == {"event.scale.weight", "event.shift.weight"}
+        assert (states[1]["event.scale.weight"] == 1).all() and states[1]["event.shift.weight"].abs().max() < 0.5
+        assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -108,13 +108,14 @@ class CTRModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.item = ItemEncoder(cfg)
-        self.event = EventEmbedding(cfg.n_events, cfg.item_dim) if cfg.n_events else None
         self.track = GRUCell(cfg.item_dim, cfg.hidden)
         self.query = nn.Linear(cfg.item_dim, cfg.hidden, bias=False)
         self.enhance = GRUCell(cfg.hidden, cfg.hidden)
         width = 3 * cfg.hidden + cfg.item_dim + (2 if cfg.popularity else 0)
         self.relevance = nn.Sequential(nn.Linear(width, cfg.mlp), nn.GELU(), nn.Dropout(cfg.dropout),
                                        nn.Linear(cfg.mlp, 1))
+        # Made last, so the other weights start as in a model without events (same seed): it adds only this.
+        self.event = EventEmbedding(cfg.n_events, cfg.item_dim) if cfg.n_events else None
 
     @property
     def feed_names(self) -> tuple[str, ...]:
@@ -125,7 +126,7 @@ class CTRModel(nn.Module):
         """Interest tracking: hist_* (Bh, H, ...) -> GRU states (Bh, H, g); padded steps keep the state."""
         e_hist = self.item(hist_labels, hist_index, hist_vector, hist_item)  # (Bh, H, d)
         if self.event is not None:
-            e_hist = e_hist + self.event(hist_event)
+            e_hist = self.event(e_hist, hist_event)
         s = e_hist.new_zeros(e_hist.shape[0], self.cfg.hidden)
         states = []
         # unbind, not [:, t]: each slice's backward would fill a whole (B, H, .) gradient, O(H^2) per sequence

@@ -51,11 +51,12 @@ class DSSM(nn.Module):
         self.cfg = cfg
         self.bag = LabelBag(cfg.n_labels, cfg.label_dim)
         self.ids = IdEmbedding(cfg.n_items, cfg.label_dim) if cfg.n_items else None
-        self.event = EventEmbedding(cfg.n_events, cfg.label_dim) if cfg.n_events else None
         self.user_tower = tower(cfg.label_dim, cfg.hidden, cfg.out_dim)
         self.item_tower = tower(cfg.label_dim + 1, cfg.hidden, cfg.out_dim)
         self.scale = nn.Parameter(torch.tensor(5.0))
         self.bias = nn.Parameter(torch.tensor(0.0))
+        # Made last, so the other weights start as in a model without events (same seed): it adds only this.
+        self.event = EventEmbedding(cfg.n_events, cfg.label_dim) if cfg.n_events else None
 
     @property
     def feed_names(self) -> tuple[str, ...]:
@@ -70,7 +71,7 @@ class DSSM(nn.Module):
         user vector, bias]."""
         e_hist = self.embed(hist_labels, hist_item)
         if self.event is not None:
-            e_hist = e_hist + self.event(hist_event)
+            e_hist = self.event(e_hist, hist_event)
         user = F.normalize(self.user_tower(masked_mean(e_hist, hist_mask)), dim=-1)
         return torch.cat([self.scale * user, self.bias.expand(len(user), 1)], dim=-1)
 
