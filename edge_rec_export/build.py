@@ -318,13 +318,16 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, na
     """The ranking models trained on the click log (`ranking_log`), exported and added to the bundle. `plan`: its
     estimate is revised from the log's training rows."""
     from edge_rec_export.bundle.package_ranking import package_into
-    from edge_rec_export.data.interactions import samples
+    from edge_rec_export.data.interactions import history_events, samples
     from edge_rec_export.training.train_ranking import train_all
 
     log = ranking_log(events, by_id, bundle_dir, name)
     say(f"   {len(log.train)} training, {len(log.val)} validation, {len(log.test)} test visits over "
         f"{len(log.items) - 1} items ({int(log.items.identity.max(initial=0))} with training events: identity and "
         "popularity)")
+    counts = history_events(log)
+    say(f"   history events: {', '.join(f'{e} {n:,}' for e, n in counts.items())} ("
+        + ("the models read each history item's event)" if len(counts) > 1 else "every history item a click)"))
     if plan is not None:
         rows = len(samples(log.train, 1))
         plan.revise("ranking", ranking_seconds(plan.probe, rows, epochs))

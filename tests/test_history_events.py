@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from edge_rec.items import HISTORY_EVENTS
-from edge_rec_export.data.interactions import ClickLog, Impression, ItemTable, from_events, history_event_types, samples
+from edge_rec_export.data.interactions import (ClickLog, Impression, ItemTable, from_events, history_event_types,
+                                              history_events, samples)
 from edge_rec_export.data.texts_input import Event
 
 CLICK, LONG_VIEW, LIKE = (HISTORY_EVENTS.index(e) + 1 for e in ("click", "long_view", "like"))
@@ -25,6 +26,7 @@ def test_a_visits_history_keeps_each_items_event():
     s = samples([last], 3)
     assert s.hist.tolist()[0] == [3, 4, 5] and s.hist_event.tolist()[0] == [LIKE, 4, CLICK]
     assert history_event_types(log) == len(HISTORY_EVENTS)
+    assert history_events(log) == {"click": 2, "long_view": 1, "like": 1, "share": 1}  # what the build says
     clicks_only = from_events([Event("u", f"i{k}", float(k), True) for k in range(6)], items, "clicks", held_out=0.2)
     assert history_event_types(clicks_only) == 0  # nothing to learn: the models read no event input
 

@@ -120,6 +120,19 @@ def history_event_types(log: ClickLog) -> int:
     return len(HISTORY_EVENTS) if varied else 0
 
 
+def history_events(log: ClickLog) -> dict[str, int]:
+    """How often each history event type joins a user's history in the log (each item once, as it joined)."""
+    longest: dict[int, Impression] = {}  # a user's histories only grow: the longest holds every earlier one
+    for imp in log.train + log.val + log.test:
+        if len(imp.history) >= len(longest.get(imp.user, imp).history):
+            longest[imp.user] = imp
+    counts = Counter()
+    for imp in longest.values():
+        codes = np.ones(len(imp.history), np.int64) if imp.history_events is None else imp.history_events
+        counts.update(HISTORY_EVENTS[c - 1] for c in codes.tolist())
+    return dict(counts.most_common())
+
+
 def add_item_stats(log: ClickLog, half_life_share: float = 0.1) -> None:
     """What a ranker can learn about items that recur in a log, set in place: `items.identity` (a row of the id
     embedding for each item with training events, 0 for the others, which are then read by their content alone),
