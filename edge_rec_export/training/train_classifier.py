@@ -491,37 +491,55 @@ ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 1000.0)
 SVM_C_GRID = (0.3, 1.0)
 
 
+def char_features(part: HashedTfidf, split):
+    """The split's titles as the character part's sparse TF-IDF rows (with its current idf)."""
+    from scipy import sparse
+
+    return sparse.vstack([part.sparse_features(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
+
+
+def fit_char_part(part: HashedTfidf, splits: list, c: float):
+    """Set the part's idf from `splits` (scikit-learn's smoothed idf) and fit LinearSVC(C=c) on their labels;
+    returns the SVM (its weights not yet in the part's table)."""
+    from scipy import sparse
+    from sklearn.svm import LinearSVC
+
+    with torch.no_grad():  # idf = 1 while counting: each row's buckets once
+        part.idf.weight.fill_(1.0)
+    x = sparse.vstack([char_features(part, split) for split in splits])
+    df = np.bincount(x.tocoo().col, minlength=part.idf.num_embeddings)
+    with torch.no_grad():
+        part.idf.weight.copy_(torch.from_numpy(np.log((1 + x.shape[0]) / (1 + df)) + 1)[:, None])
+    return LinearSVC(C=c).fit(sparse.vstack([char_features(part, split) for split in splits]),
+                              np.concatenate([split.label.numpy() for split in splits]))
+
+
+def fold_char_part(part: HashedTfidf, svm, alpha: float) -> None:
+    """logits = student + alpha * SVM scores: one table and bias, no extra graph nodes."""
+    with torch.no_grad():
+        part.table.weight.copy_(torch.from_numpy(alpha * svm.coef_.T))
+        part.bias.copy_(torch.from_numpy(alpha * svm.intercept_))
+
+
 def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
     """Add the character part to a distilled student: a linear SVM on the titles' TF-IDF vectors over hashed
     character 1-3-grams (HashedTfidf; idf from the training split), fitted on the training split's labels. Its C
     and its weight against the student's log-probabilities are chosen together on validation (SVM_C_GRID x
-    ALPHA_GRID, whose largest weight is the character part alone) and the weight folded into its table and bias. The deep part is unchanged, so the two stay
-    complementary (each sees what the other misses)."""
-    from scipy import sparse
-    from sklearn.svm import LinearSVC
-
+    ALPHA_GRID, whose largest weight is the character part alone) and the weight folded into its table and bias.
+    The deep part is unchanged, so the two stay complementary (each sees what the other misses)."""
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
     student, info = load_without_embeddings(student_path, prep)
     cfg = WideConfig(buckets, len(meta["labels"]))
     part = HashedTfidf(cfg)
-    train, val = data["train"], data["val"]
-
-    def features(split):
-        return sparse.vstack([part.sparse_features(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
-
-    df = np.bincount(features(train).tocoo().col, minlength=buckets)  # idf = 1: each row's buckets once
-    with torch.no_grad():  # scikit-learn's smoothed idf
-        part.idf.weight.copy_(torch.from_numpy(np.log((1 + len(train)) / (1 + df)) + 1)[:, None])
-    x, x_val = features(train), features(val)
-    deep = np.log(torch_predict(student, val)[0] + 1e-9)
-    gold = val.label.numpy()
+    deep = np.log(torch_predict(student, data["val"])[0] + 1e-9)
+    gold = data["val"].label.numpy()
     best = None
     for c in SVM_C_GRID:
         t0 = time.time()
-        svm = LinearSVC(C=c).fit(x, train.label.numpy())
-        wide = svm.decision_function(x_val)
+        svm = fit_char_part(part, [data["train"]], c)
+        wide = svm.decision_function(char_features(part, data["val"]))
         by_alpha = {a: round(float(((deep + a * wide).argmax(1) == gold).mean()), 4) for a in ALPHA_GRID}
         alpha = max(by_alpha, key=by_alpha.get)
         alone = float((wide.argmax(1) == gold).mean())
@@ -531,17 +549,26 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
             best = (by_alpha[alpha], c, alpha, alone, by_alpha, svm)
     _, c, alpha, alone, by_alpha, svm = best
     log(f"chosen: C={c}, weight {alpha}")
-    with torch.no_grad():  # logits = student + alpha * SVM scores: one table and bias, no extra graph nodes
-        part.table.weight.copy_(torch.from_numpy(alpha * svm.coef_.T))
-        part.bias.copy_(torch.from_numpy(alpha * svm.intercept_))
+    fold_char_part(part, svm, alpha)  # the idf is the training split's whatever C
     student.cfg.char_wide = cfg
     student.char_wide = part
     held = held_out_reports({s: torch_predict(student, data[s]) for s in HELD_OUT_SPLITS if s in data}, data, 0.5)
     log(f"student + character part (torch): {held}")
     save_without_embeddings(student, out, {**info["metrics"], "student_fp32_torch": held["test"], "held_out": held,
-                                           "char_part": {"buckets": buckets, "model": f"LinearSVC(C={c})",
+                                           "char_part": {"buckets": buckets, "model": f"LinearSVC(C={c})", "C": c,
                                                          "val_accuracy_alone": round(alone, 4),
                                                          "weight": alpha, "val_accuracy_by_weight": by_alpha}})
+
+
+def refit_char_part(student: ContentClassifierModel, data: dict, c: float, alpha: float) -> ContentClassifierModel:
+    """A copy of `student` whose character part is fitted again, with the C and weight chosen on validation, on
+    the training and validation titles together (test stays held out): the recipe is fixed, so validation's titles
+    can teach too."""
+    import copy
+
+    refit = copy.deepcopy(student)
+    fold_char_part(refit.char_wide, fit_char_part(refit.char_wide, [data["train"], data["val"]], c), alpha)
+    return refit
 
 
 def main(argv=None) -> None:
