@@ -8,6 +8,8 @@ zh_news   the default bundle assets/zh-news: Toutiao/TNEWS titles, 15 categories
           public test set (texts), the transfer set (unlabelled), AG News titles as out-of-scope text
           (ag_news_english, for --out-of-scope) and the simulated click log (clicks; user_simulator.py)
 
+zh_news_29k  29,000 of zh_news's labelled titles, to time a full build of a user's size
+
 ag_news   English news titles, 4 classes (AG News test split; 7,600 titles)
 thucnews  Chinese news titles, another taxonomy of 10 classes (THUCNews dev + test; 20,000 titles), and FewCLUE's
           19,224 unlabelled news titles as the transfer set (unlabelled.jsonl, for --unlabelled)
@@ -133,7 +135,19 @@ def zh_news(data: Path):
         yield "clicks", {**row, "user": f"u{row['user']}", "item": f"n{row['item']}"}
 
 
-SETS = {"zh_news": zh_news, "ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
+def zh_news_29k(data: Path):
+    """29,000 of the default bundle's labelled titles (shuffled with seed 0; no public test set): a full build of
+    the size a user brings, to time the builder."""
+    import random
+
+    rows = [row for kind, row in zh_news(data) if kind == "texts"]
+    random.Random(0).shuffle(rows)
+    for row in rows[:29000]:
+        row.pop("public", None)
+        yield "texts", row
+
+
+SETS = {"zh_news": zh_news, "zh_news_29k": zh_news_29k, "ag_news": ag_news, "thucnews": thucnews, "kuairec": kuairec, "mind": mind, "movielens": movielens}
 
 
 def write(data: Path, out: Path, names=tuple(SETS)) -> dict[str, dict[str, int]]:
