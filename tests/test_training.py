@@ -106,3 +106,35 @@ def test_resume_goes_on_after_the_last_finished_epoch(prep, tmp_path):
     assert "resumed from" in (tmp_path / "t.log").read_text()
     again = torch.load(tmp_path / "t.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_an_interrupted_training_goes_on_mid_epoch_as_if_never_stopped(prep, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of an epoch loses at most CHECKPOINT_SECONDS: the re-run starts at the saved batch of
+    that epoch and ends with the weights of a run never stopped."""
+    import edge_rec_export.training.train_classifier as tc
+
+    main(["cache", "--prep", str(prep), "--keep", "1", "--device", "cpu"])
+    monkeypatch.setattr(tc, "CHECKPOINT_SECONDS", 0.0)  # a state after every batch
+
+    def finetune(name):
+        main(["finetune", "--prep", str(prep), "--top", "1", "--epochs", "2", "--lr", "1e-3", "--batch", "32",
+              "--device", "cpu", "--out", str(tmp_path / f"{name}.pt")])
+        return torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+
+    never_stopped = finetune("a")
+    real, calls = tc.task_loss, []
+
+    def ctrl_c_at_batch_9(*args, **kwargs):  # 192 titles in batches of 32: the third batch of epoch 2
+        calls.append(1)
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tc, "task_loss", ctrl_c_at_batch_9)
+    with pytest.raises(KeyboardInterrupt):
+        finetune("b")
+    monkeypatch.setattr(tc, "task_loss", real)
+    resumed = finetune("b")
+    assert "resumed from" in (tmp_path / "b.log").read_text() and "in epoch 2 after batch 2" in \
+        (tmp_path / "b.log").read_text()
+    assert all(torch.equal(never_stopped[k], resumed[k]) for k in never_stopped)

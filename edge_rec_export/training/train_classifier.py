@@ -283,11 +283,17 @@ def held_out_reports(probs: dict, data: dict, threshold: float) -> dict:
             for name, (base, rows) in held_out(data).items()}
 
 
+CHECKPOINT_SECONDS = 180.0  # a resumable training saves its whole state at least this often, mid-epoch too
+
+
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
-               seed: int = 0, resume: Path | None = None):
+               seed: int = 0, resume: Path | None = None, checkpoint_seconds: float | None = None):
     """AdamW (param groups may scale `lr` by their "lr_scale") with linear warm-up and cosine decay; keeps the
     state with the best validation accuracy. With `resume`, the whole training state is saved there after each
-    epoch and a run that finds the file goes on after its last finished epoch."""
+    epoch and every `checkpoint_seconds` (default CHECKPOINT_SECONDS) within one, and a run that finds the file goes
+    on from there as if never stopped (the epoch's shuffle and the random state at the saved batch are part of the
+    state)."""
+    checkpoint_seconds = CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW([{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in groups],
                             weight_decay=0.01)
@@ -295,22 +301,37 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, s / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     gen = torch.Generator().manual_seed(seed)
-    best, best_state, start = -1.0, None, 0
+    best, best_state, start, done, running = -1.0, None, 0, 0, 0.0
     if resume is not None and resume.exists():
         state = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
+        if "rng" in state:  # states saved before mid-epoch checkpoints have neither it nor a batch count
+            torch.set_rng_state(state["rng"])
         best, best_state, start = state["best"], state["best_state"], state["epoch"]
-        log(f"resumed from {resume} after epoch {start}")
+        done, running = state.get("batches", 0), state.get("running", 0.0)
+        log(f"resumed from {resume} " + (f"in epoch {start + 1} after batch {done}" if done
+                                         else f"after epoch {start}"))
+
+    def save(epoch: int, batches: int, running: float, gen_state) -> None:
+        """`epoch` finished epochs and `batches` of the next; `gen_state`: where that epoch's shuffle starts."""
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "gen": gen_state, "rng": torch.get_rng_state(), "best": best, "best_state": best_state,
+                    "epoch": epoch, "batches": batches, "running": running}, resume.with_suffix(".tmp"))
+        resume.with_suffix(".tmp").replace(resume)  # never a half-written state
+
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     for epoch in range(start, epochs):
         model.train()
-        t0, running = time.time(), 0.0
+        t0 = saved = time.time()
+        epoch_gen = gen.get_state()
         bar = tqdm(data["train"].batches(batch, True, gen), total=math.ceil(len(data["train"]) / batch),
                    desc=f"epoch {epoch + 1}/{epochs}", unit="batch", mininterval=5, leave=False)
         for step, batch_ in enumerate(bar):
+            if step < done:  # trained before the interruption
+                continue
             with amp:
                 loss = step_loss(*(t.to(device) for t in batch_))
             opt.zero_grad(set_to_none=True)
@@ -320,17 +341,18 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
             sched.step()
             running += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if resume is not None and time.time() - saved >= checkpoint_seconds:
+                save(epoch, step + 1, running, epoch_gen)
+                saved = time.time()
         model.eval()
         val = evaluate(val_forward, data["val"])
         log(f"epoch {epoch + 1}/{epochs} loss {running / (step + 1):.4f} val {val} ({time.time() - t0:.0f}s)")
         if val["accuracy"] > best:
             best = val["accuracy"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        done, running = 0, 0.0
         if resume is not None:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": gen.get_state(), "best": best, "best_state": best_state, "epoch": epoch + 1},
-                       resume.with_suffix(".tmp"))
-            resume.with_suffix(".tmp").replace(resume)  # never a half-written state
+            save(epoch + 1, 0, 0.0, gen.get_state())
     model.load_state_dict(best_state)
     return model.eval()
 
