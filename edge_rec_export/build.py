@@ -306,11 +306,13 @@ def rank(bundle_dir: Path, texts: Path, clicks: Path, work: Path, epochs: int = 
     by_id = {i: t.text for i, t in texts_input.labelled_by_id(texts).items()}
     events = texts_input.read_events(clicks, set(by_id))
     say(f"== recall + ranker of {bundle.name} from the click log")
+    t0 = time.time()
     figures = build_ranking(events, by_id, bundle_dir, work, bundle.name, epochs, say)
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
-    if "recipe" in manifest:  # the recipe says where the ranking models now come from
+    if "recipe" in manifest:  # the recipe says where the ranking models now come from, and what they took
         manifest["recipe"]["inputs"]["clicks"] = str(clicks)
         manifest["recipe"]["ranking_command"] = command
+        manifest["recipe"]["ranking_seconds"] = round(time.time() - t0)
         write_manifest(bundle_dir, manifest, list(manifest["files"]))
     summary(load_bundle(bundle_dir), say)
     return figures

@@ -101,7 +101,9 @@ def validation_sets() -> str:
                      f"**{f4(m[shipped_key]['accuracy'])}** ({m['classifier_precision']})",
                      f"{f4(val[shipped_key]['accuracy'])} vs {f4(val['tfidf_reference']['accuracy'])}",
                      refit_cell(m), f"{r['size_bytes'] / 1e6:.1f} MB",
-                     f"{recipe.get('build_seconds', 0) / 60:.0f} min", f"`{name}`"])
+                     f"{recipe.get('build_seconds', 0) / 60:.0f} min"
+                     + (f" + `rank` {recipe['ranking_seconds'] / 60:.0f} min" if "ranking_seconds" in recipe else ""),
+                     f"`{name}`"])
     return table(["set", "train / val / test", "test: TF-IDF yardstick", "teacher fp32", "student fp32",
                   "student at the chosen precision", "validation: student vs TF-IDF",
                   "test, refitted on train + val: shipped vs TF-IDF", "bundle", "build", "report"], rows)

@@ -161,6 +161,7 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
     assert {k: v for k, v in bundle.manifest["files"].items() if k.startswith("classifier")} == classifier
     assert bundle.manifest["recipe"]["inputs"]["clicks"] == str(clicks)
     assert bundle.manifest["recipe"]["ranking_command"].startswith("edge-rec-export rank --bundle")
+    assert bundle.manifest["recipe"]["ranking_seconds"] >= 0  # the build's time and then what `rank` took
     assert len(EdgeRecommender(out).recommend({"interest_tags": [], "history": []},
                                               [{"id": r["id"], "text": r["text"]} for r in rows[:8]], k=3)) == 3
     assert export_main(["rank", "--bundle", str(tmp_path / "nothing"), "--texts", str(texts), "--clicks",
