@@ -119,6 +119,8 @@ def refit_cell(m: dict) -> str:
 
 
 BUILD_TIMES = {"build-zh29k.json": "29,000 Chinese news titles (sampled from the default's corpus), full",
+               "build-thucnews-unlabelled.json": "THUCNews, 19,974 titles + 19,222 unlabelled, full",
+               "build-kuairec.json": "KuaiRec captions, 9,045 titles, full",
                "build-ag-news.json": "AG News, 7,559 titles, full",
                "build-movielens-quick.json": "MovieLens, --quick (1,682 titles, 300 users' clicks)"}
 
