@@ -119,6 +119,7 @@ def refit_cell(m: dict) -> str:
 
 
 BUILD_TIMES = {"build-zh29k.json": "29,000 Chinese news titles (sampled from the default's corpus), full",
+               "build-zh29k-bf16.json": "the same, bf16 training (the default on this CPU)",
                "build-thucnews-unlabelled.json": "THUCNews, 19,974 titles + 19,222 unlabelled, full",
                "build-kuairec.json": "KuaiRec captions, 9,045 titles, full",
                "build-ag-news.json": "AG News, 7,559 titles, full",
@@ -250,6 +251,7 @@ INDEX = {  # every file of reports/: what it measured, and the page that uses it
     "build-movielens-quick.json": ("MovieLens through the builder, --quick", "ranking.md"),
     "build-thucnews-unlabelled.json": ("a builder run on THUCNews with unlabelled titles", "building.md"),
     "build-zh29k.json": ("a full build on 29,000 Chinese news titles: its plan and step times", "building.md"),
+    "build-zh29k-bf16.json": ("the same build trained under bf16 autocast (AMX CPU)", "building.md"),
     "full-catalogue-movielens.json": ("leave-last-out, full-catalogue HR@10 / nDCG@10 of the bundle's Store beside "
                                       "popularity, item-kNN, EASE^R, iALS and SASRec, paired", "ranking.md"),
     "paired-movielens-als.json": ("the MovieLens recipe against implicit ALS, per user over 3 seeds", "ranking.md"),
