@@ -135,6 +135,7 @@ def test_built_bundle_recommends(built):
     assert len(top) == 5 and len({r.id for r in top}) == 5
 
 
+@pytest.mark.slow  # a second whole build and a `rank` after it (~35 s): CI runs it with the other slow-marked tests
 def test_classify_only_bundle_says_so(tmp_path, capsys):
     from edge_rec.bundle import BundleError
     from edge_rec.cli import main as cli_main
