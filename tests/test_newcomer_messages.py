@@ -89,9 +89,11 @@ def test_skip_bad_goes_past_malformed_json_and_invalid_utf8_in_a_catalogue_job(c
 
 
 # The child sends itself SIGINT when the CLI first imports onnxruntime: a real Ctrl-C at a fixed point of start-up
-# (a timed signal from outside raced a fast machine, landing after the command had finished).
+# (a timed signal from outside raced a fast machine, landing after the command had finished). It first gives SIGINT
+# Python's usual handler: a test run started in the background of a shell inherits SIGINT ignored.
 CTRL_C_AT_ONNXRUNTIME_IMPORT = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
         if name == "onnxruntime":
