@@ -535,11 +535,9 @@ def char_features(part: HashedTfidf, split):
     return sparse.vstack([part.sparse_features(split.char_ids(i)) for i in torch.arange(len(split)).split(4096)])
 
 
-def fit_char_part(part: HashedTfidf, splits: list, c: float):
-    """Set the part's idf from `splits` (scikit-learn's smoothed idf) and fit LinearSVC(C=c) on their labels;
-    returns the SVM (its weights not yet in the part's table)."""
+def fit_idf(part: HashedTfidf, splits: list):
+    """Set the part's idf from `splits` (scikit-learn's smoothed idf); returns their rows with it, stacked."""
     from scipy import sparse
-    from sklearn.svm import LinearSVC
 
     with torch.no_grad():  # idf = 1 while counting: each row's buckets once
         part.idf.weight.fill_(1.0)
@@ -547,8 +545,7 @@ def fit_char_part(part: HashedTfidf, splits: list, c: float):
     df = np.bincount(x.tocoo().col, minlength=part.idf.num_embeddings)
     with torch.no_grad():
         part.idf.weight.copy_(torch.from_numpy(np.log((1 + x.shape[0]) / (1 + df)) + 1)[:, None])
-    return LinearSVC(C=c).fit(sparse.vstack([char_features(part, split) for split in splits]),
-                              np.concatenate([split.label.numpy() for split in splits]))
+    return sparse.vstack([char_features(part, split) for split in splits])
 
 
 def fold_char_part(part: HashedTfidf, svm, alpha: float) -> None:
@@ -564,19 +561,22 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
     and its weight against the student's log-probabilities are chosen together on validation (SVM_C_GRID x
     ALPHA_GRID, whose largest weight is the character part alone) and the weight folded into its table and bias.
     The deep part is unchanged, so the two stay complementary (each sees what the other misses)."""
+    from sklearn.svm import LinearSVC
+
     data, meta = load_prep(prep)
     out.mkdir(parents=True, exist_ok=True)
     log = logger(out / "train.log")
     student, info = load_without_embeddings(student_path, prep)
     cfg = WideConfig(buckets, len(meta["labels"]))
     part = HashedTfidf(cfg)
+    x, x_val = fit_idf(part, [data["train"]]), char_features(part, data["val"])
     deep = np.log(torch_predict(student, data["val"])[0] + 1e-9)
     gold = data["val"].label.numpy()
     best = None
     for c in SVM_C_GRID:
         t0 = time.time()
-        svm = fit_char_part(part, [data["train"]], c)
-        wide = svm.decision_function(char_features(part, data["val"]))
+        svm = LinearSVC(C=c).fit(x, data["train"].label.numpy())
+        wide = svm.decision_function(x_val)
         by_alpha = {a: round(float(((deep + a * wide).argmax(1) == gold).mean()), 4) for a in ALPHA_GRID}
         alpha = max(by_alpha, key=by_alpha.get)
         alone = float((wide.argmax(1) == gold).mean())
@@ -586,7 +586,7 @@ def widen(prep: Path, student_path: Path, out: Path, buckets: int) -> None:
             best = (by_alpha[alpha], c, alpha, alone, by_alpha, svm)
     _, c, alpha, alone, by_alpha, svm = best
     log(f"chosen: C={c}, weight {alpha}")
-    fold_char_part(part, svm, alpha)  # the idf is the training split's whatever C
+    fold_char_part(part, svm, alpha)
     student.cfg.char_wide = cfg
     student.char_wide = part
     held = held_out_reports({s: torch_predict(student, data[s]) for s in HELD_OUT_SPLITS if s in data}, data, 0.5)
@@ -603,8 +603,12 @@ def refit_char_part(student: ContentClassifierModel, data: dict, c: float, alpha
     can teach too."""
     import copy
 
+    from sklearn.svm import LinearSVC
+
     refit = copy.deepcopy(student)
-    fold_char_part(refit.char_wide, fit_char_part(refit.char_wide, [data["train"], data["val"]], c), alpha)
+    splits = [data["train"], data["val"]]
+    svm = LinearSVC(C=c).fit(fit_idf(refit.char_wide, splits), np.concatenate([s.label.numpy() for s in splits]))
+    fold_char_part(refit.char_wide, svm, alpha)
     return refit
 
 
