@@ -91,11 +91,16 @@ def as_user(x) -> User:
                 tuple(events))
 
 
+def event_code(event: str) -> int:
+    """A history event's code as the ranking models read it: its HISTORY_EVENTS index + 1 (0 is padding)."""
+    return HISTORY_EVENTS.index(event) + 1
+
+
 def event_codes(events: Sequence[str], n: int) -> np.ndarray:
-    """(n,) int64 codes of n history items' events (HISTORY_EVENTS index + 1); no events: every item a click."""
+    """(n,) int64 codes of n history items' events (`event_code`); no events: every item a click."""
     if not events:
-        return np.ones(n, dtype=np.int64)
-    return np.array([HISTORY_EVENTS.index(e) + 1 for e in events], dtype=np.int64)
+        return np.full(n, event_code("click"), dtype=np.int64)
+    return np.array([event_code(e) for e in events], dtype=np.int64)
 
 
 def derive_interest_tags(history: Sequence[Classification], limit: int) -> tuple[str, ...]:

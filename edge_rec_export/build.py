@@ -260,8 +260,9 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     summary(bundle, say)
     # The frozen-layer cache is most of the work folder (810 MB for 29,000 titles) and every step reading it is
     # done; its marker stays, so a re-run skips it, or makes it again if a step reading it has to run.
-    freed = sum(f.stat().st_size for f in cache.glob("*.npy"))
-    for f in cache.glob("*.npy"):
+    arrays = list(cache.glob("*.npy"))
+    freed = sum(f.stat().st_size for f in arrays)
+    for f in arrays:
         f.unlink()
     if freed:
         say(f"removed the frozen-layer cache from {work} ({freed / 1e6:.0f} MB): every step that reads it is done")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rec.items import HISTORY_EVENTS
+from edge_rec.items import HISTORY_EVENTS, event_code
 
 PAD = 0  # item row 0 and label id 0 are padding
 
@@ -229,7 +229,7 @@ def read_movielens(data_dir: Path, negatives: int = 4, eval_negatives: int = 100
         unrated = np.flatnonzero(~rated)
         held = click_pos[-2:] if len(click_pos) >= 3 else []
         cut = held[0] if len(held) else len(rows)
-        codes = np.where(clicked, HISTORY_EVENTS.index("click") + 1, HISTORY_EVENTS.index("long_view") + 1)
+        codes = np.where(clicked, event_code("click"), event_code("long_view"))
         kept = np.ones(len(rows), dtype=bool) if history == "rated" else clicked
 
         def before(i):  # (history, its event codes) of a visit at position i

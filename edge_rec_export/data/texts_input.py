@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from edge_rec.items import HISTORY_EVENTS
+from edge_rec.items import event_code
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -62,9 +62,9 @@ class Event:
 
     @property
     def history_code(self) -> int:
-        """The event's code as a history event of the ranking models (edge_rec.items.HISTORY_EVENTS index + 1)."""
-        name = self.name or ("long_view" if self.viewed else "click")
-        return HISTORY_EVENTS.index(name) + 1 if name in HISTORY_EVENTS else 1
+        """The event's code as a history event of the ranking models (`edge_rec.items.event_code`); for an event
+        that joins the history (a click, like, share or long view)."""
+        return event_code(self.name or ("long_view" if self.viewed else "click"))
 
 
 def rows(path: Path, allow_text_lines: bool = False) -> Iterator[tuple[int, dict]]:

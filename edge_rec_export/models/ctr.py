@@ -3,7 +3,8 @@
 1. Order-feature extraction: each item -> label-bag embedding, category index c, (optionally) its projected
    semantic vector and (where items recur in the log) its id embedding -> item vector e (d). An id the log never
    had is row 0, a zero embedding: such an item is read by its content alone. Where the log's histories carry
-   several event types (click, long_view, like, share), each history item's vector adds its event's embedding.
+   several event types (click, long_view, like, share), each history item's vector is scaled and shifted by its
+   event (EventEmbedding).
 2. Interest tracking: a GRU over the clicked sequence e_1..e_H -> interest states s_1..s_H.
 3. Interest enhancement against the candidate: attention a_t = softmax_t(s_t . W e_cand), then an attention-updated
    GRU (AUGRU: the update gate scaled by a_t) over s_1..s_H, so interests relevant to the candidate dominate the

@@ -3,8 +3,8 @@
 User tower: the mean label embedding of the user's history items -> MLP -> unit vector. Item tower: the item's
 label embedding and category index c -> MLP -> unit vector. Where items recur in the log, each item's id embedding
 (row 0, zeros, for an id the log never had) is added to its label embedding on both sides, and where the log's
-histories carry several event types, each history item's event embedding on the user side. Score: sigmoid(scale * cosine + bias). It is cheap
-enough to score thousands of candidates per call.
+histories carry several event types, each history item's vector is scaled and shifted by its event on the user
+side. Score: sigmoid(scale * cosine + bias). It is cheap enough to score thousands of candidates per call.
 """
 from __future__ import annotations
 
