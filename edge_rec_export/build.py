@@ -45,6 +45,10 @@ class Recipe:
     # The ranking models' epochs at most, each stopped when validation AUC has not improved for 2: item ids need
     # many passes (MovieLens through these inputs: best validation AUC after 16-25 epochs).
     ranking_epochs: int = 20
+    # An epoch of a ranking model is this many training rows at most (a fresh sample each epoch), so the step's
+    # time stops growing with the log: MovieLens' whole log (147,000 rows) fits in one; the default zh-news log's
+    # 486,000 simulated rows would take 3.3x as long an epoch.
+    ranking_epoch_rows: int = 150_000
     quick: bool = False
     bf16: bool = False  # teacher and student training under bf16 autocast: a GPU, or a CPU with bf16 instructions
 
@@ -252,7 +256,8 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
         if events is not None:
             say("== recall + ranker from the click log")
             timed("ranking", "the ranking models", lambda: build_ranking(
-                events, by_id, out, work / "ranking", recipe.name, recipe.ranking_epochs, say, plan))
+                events, by_id, out, work / "ranking", recipe.name, recipe.ranking_epochs, say, plan,
+                recipe.ranking_epoch_rows))
         inputs = {"texts": texts, "unlabelled": unlabelled, "clicks": clicks, "out_of_scope": out_of_scope}
         write_recipe(out, recipe, {k: str(v) if v else None for k, v in inputs.items()}, elapsed(), command,
                      plan.to_dict())
@@ -280,7 +285,7 @@ def build_plan(prep: Path, teacher_cfg, recipe: Recipe, n_transfer: int, n_event
     plan = Plan.make(probe, n_train=sizes["train"], n_val=sizes["val"], n_test=sizes["test"], n_transfer=n_transfer,
                      teacher_layers=teacher_cfg.layers, top=recipe.top, teacher_epochs=recipe.teacher_epochs,
                      student_layers=recipe.student_layers, distill_epochs=recipe.distill_epochs, events=n_events,
-                     ranking_epochs=recipe.ranking_epochs)
+                     ranking_epochs=recipe.ranking_epochs, epoch_rows=recipe.ranking_epoch_rows)
     say(f"plan ({probe.threads} threads, {tokens} tokens a text; estimates from a probe of this machine):")
     for line in plan.lines():
         say(line)
@@ -313,7 +318,8 @@ def rank(bundle_dir: Path, texts: Path, clicks: Path, work: Path, epochs: int = 
     events = texts_input.read_events(clicks, set(by_id))
     say(f"== recall + ranker of {bundle.name} from the click log")
     t0 = time.time()
-    figures = build_ranking(events, by_id, bundle_dir, work, bundle.name, epochs, say)
+    figures = build_ranking(events, by_id, bundle_dir, work, bundle.name, epochs, say,
+                            epoch_rows=Recipe.ranking_epoch_rows)
     manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
     if "recipe" in manifest:  # the recipe says where the ranking models now come from, and what they took
         manifest["recipe"]["inputs"]["clicks"] = str(clicks)
@@ -339,9 +345,9 @@ def ranking_log(events, by_id: dict[str, str], bundle_dir: Path, name: str):
 
 
 def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, name: str, epochs: int, say,
-                  plan: Plan | None = None) -> dict:
+                  plan: Plan | None = None, epoch_rows: int | None = None) -> dict:
     """The ranking models trained on the click log (`ranking_log`), exported and added to the bundle. `plan`: its
-    estimate is revised from the log's training rows."""
+    estimate is revised from the log's training rows; `epoch_rows`: the rows of an epoch at most."""
     from edge_rec_export.bundle.package_ranking import package_into
     from edge_rec_export.data.interactions import history_events, samples
     from edge_rec_export.training.train_ranking import train_all
@@ -355,10 +361,11 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, na
         + ("the models read each history item's event)" if len(counts) > 1 else "every history item a click)"))
     if plan is not None:
         rows = len(samples(log.train, 1))
-        plan.revise("ranking", ranking_seconds(plan.probe, rows, epochs))
-        say(f"   {rows} training rows: at most ~{clock(plan.estimates['ranking'])} for the ranking models "
-            "(each stops early when validation stops improving)")
-    train_all(log, run, epochs=epochs, lr=3e-3, batch=512, seed=0, logf=say)
+        plan.revise("ranking", ranking_seconds(plan.probe, rows, epochs, epoch_rows))
+        sampled = f" (an epoch samples {epoch_rows:,})" if epoch_rows and rows > epoch_rows else ""
+        say(f"   {rows:,} training rows{sampled}: at most ~{clock(plan.estimates['ranking'])} for the ranking "
+            "models (each stops early when validation stops improving)")
+    train_all(log, run, epochs=epochs, lr=3e-3, batch=512, seed=0, logf=say, epoch_rows=epoch_rows)
     return package_into(run, log, bundle_dir)
 
 

@@ -81,7 +81,7 @@ class Plan:
     @classmethod
     def make(cls, probe: Probe, *, n_train: int, n_val: int, n_test: int, n_transfer: int, teacher_layers: int,
              top: int, teacher_epochs: int, student_layers: int, distill_epochs: int, events: int,
-             ranking_epochs: int) -> "Plan":
+             ranking_epochs: int, epoch_rows: int | None = None) -> "Plan":
         f, b = probe.forward, probe.train
         frozen = teacher_layers - top
         n_all = n_train + n_val + n_test + n_transfer
@@ -95,7 +95,7 @@ class Plan:
         }
         est = {k: v * OVERHEAD[k] + FIXED_SECONDS.get(k, 0.0) for k, v in est.items()}
         if events:
-            est["ranking"] = ranking_seconds(probe, events * RANKING_ROWS_PER_EVENT, ranking_epochs)
+            est["ranking"] = ranking_seconds(probe, events * RANKING_ROWS_PER_EVENT, ranking_epochs, epoch_rows)
         return cls(probe, est)
 
     def finished(self, step: str, seconds: float) -> None:
@@ -132,8 +132,9 @@ class Plan:
                 for step, v in self.estimates.items()}
 
 
-def ranking_seconds(probe: Probe, rows: float, epochs: int) -> float:
-    """Every epoch of the three ranking models over `rows` training rows."""
+def ranking_seconds(probe: Probe, rows: float, epochs: int, epoch_rows: int | None = None) -> float:
+    """Every epoch of the three ranking models over `rows` training rows (`epoch_rows` of them at most)."""
+    rows = min(rows, epoch_rows or rows)
     return rows / RANKING_BATCH * probe.ranking * epochs * RANKING_MODELS * OVERHEAD["ranking"]
 
 

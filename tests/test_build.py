@@ -195,6 +195,15 @@ def test_the_time_left_scales_the_steps_to_come_by_how_the_finished_ones_went():
     assert plan.left() == 160.0
 
 
+def test_the_ranking_estimate_counts_an_epoch_as_its_sampled_rows_at_most():
+    from edge_rec_export.build_plan import Probe, ranking_seconds
+
+    probe = Probe(1e-3, 3e-3, 0.1, 2)
+    whole = ranking_seconds(probe, 100_000, 10)
+    assert ranking_seconds(probe, 100_000, 10, 200_000) == whole  # the log fits in an epoch
+    assert ranking_seconds(probe, 400_000, 10, 200_000) == ranking_seconds(probe, 200_000, 10) == 2 * whole
+
+
 def test_rerun_skips_finished_steps(built, capsys):
     _, argv, *_ = built
     assert export_main(argv) == 0

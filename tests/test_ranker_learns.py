@@ -227,3 +227,35 @@ def test_scoring_reads_each_visits_history_once_with_the_same_answers():
         with torch.no_grad():
             row_by_row = torch.sigmoid(logits(model, tensors, test, np.arange(len(test)))).numpy()
         np.testing.assert_allclose(score(model, tensors, test, batch=300), row_by_row, rtol=1e-5, atol=1e-6)
+
+
+def test_an_epoch_is_at_most_epoch_rows_a_fresh_sample_each_time():
+    from edge_rec_export.data.interactions import samples
+    from edge_rec_export.models.dssm import DSSM, DSSMConfig
+    from edge_rec_export.training.train_ranking import ItemTensors, click_loss, fit
+
+    log = flipping_log()
+    add_item_stats(log)
+    tensors, train, val = ItemTensors(log.items), samples(log.train, 8), samples(log.val, 8)
+    loss = click_loss(tensors, train)
+
+    def run(epoch_rows):
+        torch.manual_seed(0)
+        model, seen = DSSM(DSSMConfig(2, 4, history_length=8, label_dim=8, hidden=8, out_dim=8, n_items=N_ITEMS)), []
+
+        def objective(m, idx):
+            seen.append(idx)
+            return loss(m, idx)
+        fit(model, tensors, train, val, epochs=3, lr=3e-3, batch=64, seed=0, log=lambda *_: None, patience=9,
+            objective=objective, epoch_rows=epoch_rows)
+        return model, seen
+
+    cap = len(train) // 3
+    _, seen = run(cap)
+    per_epoch = np.split(np.concatenate(seen), [cap, 2 * cap])
+    assert [len(e) for e in per_epoch] == [cap] * 3 and all(len(np.unique(e)) == cap for e in per_epoch)
+    assert len(np.unique(np.concatenate(per_epoch))) > 1.5 * cap  # each epoch a new sample, not the same rows
+    whole, seen = run(None)
+    assert len(np.concatenate(seen)) == 3 * len(train)
+    same, _ = run(len(train))  # a cap the log fits in changes nothing
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), same.state_dict().values()))

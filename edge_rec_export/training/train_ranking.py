@@ -109,9 +109,10 @@ def click_loss(tensors: ItemTensors, train: Samples, soft: np.ndarray | None = N
 
 def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: int, lr: float, batch: int,
         seed: int, soft: np.ndarray | None = None, alpha: float = 0.5, patience: int = 2, objective=None,
-        log=print, resume: Path | None = None) -> dict:
+        log=print, resume: Path | None = None, epoch_rows: int | None = None) -> dict:
     """Adam on `objective(model, batch rows) -> loss` (default: `click_loss`); keeps the best val AUC, stopping
-    after `patience` epochs without a better one. With `resume`, every finished epoch is saved there (model,
+    after `patience` epochs without a better one. With `epoch_rows`, an epoch is that many rows at most, a fresh
+    random sample of the training rows each time. With `resume`, every finished epoch is saved there (model,
     optimizer, shuffling state, the best so far) and a run that finds the file goes on after its last epoch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -132,7 +133,7 @@ def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: in
             break
         model.train()
         t0, total = time.time(), 0.0
-        order = rng.permutation(len(train))
+        order = rng.permutation(len(train))[:epoch_rows]
         for i in tqdm(range(0, len(order), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                       mininterval=5.0):
             idx = order[i:i + batch]
@@ -142,7 +143,7 @@ def fit(model, tensors: ItemTensors, train: Samples, val: Samples, *, epochs: in
             opt.step()
             total += loss.item() * len(idx)
         val_auc = report(score(model, tensors, val), val)["auc"]
-        log(f"epoch {epoch + 1}: loss {total / len(train):.4f}  val AUC {val_auc:.4f}  ({time.time() - t0:.0f} s)")
+        log(f"epoch {epoch + 1}: loss {total / len(order):.4f}  val AUC {val_auc:.4f}  ({time.time() - t0:.0f} s)")
         if val_auc > best:
             best, waited = val_auc, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -187,12 +188,13 @@ DSSM_SIZE = dict(history_length=50, label_dim=32, hidden=64, out_dim=32)
 
 def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, seed: int, device="cpu",
               with_vector: bool = True, patience: int = 2, channels: str | None = None, logf=print,
-              models: tuple[str, ...] = ("dssm", "ctr_teacher", "ctr_student")) -> dict:
+              models: tuple[str, ...] = ("dssm", "ctr_teacher", "ctr_student"), epoch_rows: int | None = None
+              ) -> dict:
     """DSSM, CTR teacher and distilled CTR student on `log`; returns held-out figures for each (and popularity).
 
     With `channels` (a label-name prefix such as "genre:"), both CTR models are seed 004's joint item/channel
     models. A model whose checkpoint is already in `out` is loaded instead of trained, so an interrupted run goes
-    on. `models` names the ones to train (the student needs the teacher)."""
+    on. `models` names the ones to train (the student needs the teacher); `epoch_rows`: see `fit`."""
     wanted = models
     if "ctr_student" in wanted and "ctr_teacher" not in wanted:
         raise ValueError("the CTR student is distilled from the CTR teacher: train both")
@@ -239,7 +241,8 @@ def train_all(log: ClickLog, out: Path, *, epochs: int, lr: float, batch: int, s
                                    else None)
             model.to(device)
             fits[name] = fit(model, tensors, train, split_data["val"], epochs=epochs, lr=lr, batch=batch,
-                             seed=seed, patience=patience, objective=objective, log=logf, resume=partial)
+                             seed=seed, patience=patience, objective=objective, log=logf, resume=partial,
+                             epoch_rows=epoch_rows)
         model.to(device)
         results[name] = report(score(model, tensors, split_data["test"]), split_data["test"])
         save(model.cpu(), path, results[name])
