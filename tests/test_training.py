@@ -138,3 +138,30 @@ def test_an_interrupted_training_goes_on_mid_epoch_as_if_never_stopped(prep, tmp
     assert "resumed from" in (tmp_path / "b.log").read_text() and "in epoch 2 after batch 2" in \
         (tmp_path / "b.log").read_text()
     assert all(torch.equal(never_stopped[k], resumed[k]) for k in never_stopped)
+
+
+def test_training_batches_are_of_one_length_and_cover_the_split_once_an_epoch(prep):
+    from edge_rec_export.training.train_classifier import BUCKET_BATCHES, load_prep
+
+    train = load_prep(prep)[0]["train"]
+    gen = torch.Generator().manual_seed(0)
+    epochs = [[idx for idx, *_ in train.batches(8, True, gen)] for _ in range(2)]
+    for parts in epochs:
+        assert sorted(torch.cat(parts).tolist()) == list(range(len(train)))
+        assert all(len(p) == 8 for p in parts)  # 192 rows: no short batch in the middle of an epoch
+        spread = [int(train.len[p].max() - train.len[p].min()) for p in parts]
+        assert np.mean(spread) <= 2  # random batches of 8 of lengths 5-11 spread ~5
+    assert [p.tolist() for p in epochs[0]] != [p.tolist() for p in epochs[1]]
+    assert len(train) <= 8 * BUCKET_BATCHES * 2  # one or two runs here: batch order must still be shuffled
+    assert [int(train.len[p].max()) for p in epochs[0]] != sorted(int(train.len[p].max()) for p in epochs[0])
+
+
+def test_predictions_come_back_in_the_splits_order(prep):
+    from edge_rec_export.training.train_classifier import load_prep, predict
+
+    val = load_prep(prep)[0]["val"]
+    primary, tags, index = predict(lambda idx, ids, mask: (idx[:, None].float(), ids[:, :1], mask.sum(1)), val,
+                                   batch=8)
+    assert primary[:, 0].tolist() == list(range(len(val)))
+    first_ids = val.feeds(slice(None))["input_ids"][:, 0]
+    assert index.tolist() == val.len.tolist() and tags[:, 0].tolist() == first_ids.tolist()

@@ -35,6 +35,7 @@ from edge_rec_export.data.tokenizer import build_tokenizer
 from edge_rec_export.data.vocab_prune import prune
 
 MAX_LENGTH = 64
+BUCKET_BATCHES = 50  # training batches drawn from one length-sorted run of the shuffle (Split.batches)
 N_TAGS = 300
 SPLITS = ("train", "val", "test", "public", "transfer")
 TEXTS = "texts.json.gz"
@@ -115,13 +116,19 @@ class Split:
     def batches(self, size: int, shuffle: bool, gen: torch.Generator | None = None, by_length: bool = False):
         """Yields (rows, ids, mask, label, tags, index), each batch padded to its longest title.
 
-        by_length: ordered by title length (least padding), for passes where order does not matter."""
+        shuffle: random batches of titles of about one length: every BUCKET_BATCHES batches of a shuffle sorted by
+        length, then all the batches in random order (news titles padded to a random batch's longest carry 1.56x
+        their tokens, so bucketed 0.99x). by_length: ordered by title length, for passes where order does not
+        matter."""
         if shuffle:
             order = torch.randperm(len(self), generator=gen)
+            runs = [run[torch.argsort(self.len[run], stable=True)] for run in order.split(size * BUCKET_BATCHES)]
+            parts = [b for run in runs for b in run.split(size)]
+            parts = [parts[i] for i in torch.randperm(len(parts), generator=gen)]
         else:
             order = torch.argsort(self.len, stable=True) if by_length else torch.arange(len(self))
-        for start in range(0, len(self), size):
-            idx = order[start:start + size]
+            parts = order.split(size)
+        for idx in parts:
             x = self.feeds(idx)
             yield idx, x["input_ids"], x["attention_mask"], self.label[idx], self.tags[idx], self.index[idx]
 
@@ -236,12 +243,14 @@ def probabilities(out) -> tuple:
 @torch.no_grad()
 def predict(forward, data: Split, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`forward(rows, ids, mask)` -> a batch's (primary probs, tag probs, index), as torch tensors or numpy arrays;
-    returns them concatenated over the split."""
-    outs = [[], [], []]
-    for idx, ids, mask, *_ in data.batches(batch, shuffle=False):
+    returns them over the split in its order (computed in batches of one length, the least padding)."""
+    outs, rows = [[], [], []], []
+    for idx, ids, mask, *_ in data.batches(batch, shuffle=False, by_length=True):
+        rows.append(idx.numpy())
         for o, x in zip(outs, forward(idx, ids, mask)):
             o.append(x.float().cpu().numpy() if torch.is_tensor(x) else x)
-    return tuple(np.concatenate(o) for o in outs)
+    back = np.argsort(np.concatenate(rows))
+    return tuple(np.concatenate(o)[back] for o in outs)
 
 
 def model_feeds(model: ContentClassifierModel, split: Split, idx, ids, mask) -> dict[str, torch.Tensor]:
