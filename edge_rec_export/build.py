@@ -366,7 +366,7 @@ def build_ranking(events, by_id: dict[str, str], bundle_dir: Path, run: Path, na
         say(f"   {rows:,} training rows{sampled}: at most ~{clock(plan.estimates['ranking'])} for the ranking "
             "models (each stops early when validation stops improving)")
     train_all(log, run, epochs=epochs, lr=3e-3, batch=512, seed=0, logf=say, epoch_rows=epoch_rows)
-    return package_into(run, log, bundle_dir)
+    return package_into(run, log, bundle_dir, say)
 
 
 def write_recipe(bundle_dir: Path, recipe: Recipe, inputs: dict, seconds: int, command: str | None,

@@ -214,3 +214,11 @@ def test_baselines_read_the_visit_history_of_a_user_new_since_training():
     for name in ("item_knn", "ease", "implicit_als"):
         assert out[name]["test"]["ndcg@10"] == pytest.approx(1.0), name
     assert out["popularity"]["test"]["ndcg@10"] < 1.0  # ties with 4 and 5, broken against the click
+
+
+def test_the_ease_inverse_is_the_general_inverse():
+    from edge_rec_export.training.ranking_baselines import spd_inverse
+
+    x = np.random.default_rng(0).random((60, 40))
+    g = x.T @ x + 3 * np.eye(40)
+    np.testing.assert_allclose(spd_inverse(g.copy()), np.linalg.inv(g), rtol=0, atol=1e-12)

@@ -95,8 +95,10 @@ def onnx_scores(path: Path, tensors: ItemTensors, visits: list[Impression], thre
     return np.concatenate(out)
 
 
-def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], dict]:
-    """Export recall (fp32) and ranker (INT8 if within budget) from `run`; returns their files and test figures."""
+def package(run: Path, log: ClickLog, workdir: Path, say=lambda _: None) -> tuple[dict[str, Path], dict]:
+    """Export recall (fp32) and ranker (INT8 if within budget) from `run`; returns their files and test figures.
+    `say` hears each part as it starts (the baselines can take minutes on a large catalogue)."""
+    say("   export, parity check, INT8, test figures")
     tensors = ItemTensors(log.items)
     dssm, teacher, student = (load(run / f"{n}.pt")[0] for n in ("dssm", "ctr_teacher", "ctr_student"))
     examples = [imp for imp in log.test if len(imp.shown) > 1][:3]
@@ -124,9 +126,10 @@ def package(run: Path, log: ClickLog, workdir: Path) -> tuple[dict[str, Path], d
         speed[precision] = round(p50_ms(lambda: sess.run(None, example)), 3)
     use_int8 = loss <= INT8_AUC_BUDGET and speed["int8"] < speed["fp32"]
     ranker = ranker_int8 if use_int8 else ranker_fp32
+    say("   the ranker mixed with its prior (lam tuned on validation), then the baselines")
     figures.update({"ranker_precision": "int8" if use_int8 else "fp32", "int8_auc_loss_vs_fp32": round(loss, 4),
                     "ranker_latency_1_thread_p50_ms": speed,
-                    "recommendation_degree": tune_lam(ranker, tensors, log), "baselines": baselines(log)})
+                    "recommendation_degree": tune_lam(ranker, tensors, log), "baselines": baselines(log, say)})
     figures["guarantee"] = guarantee(figures["recommendation_degree"], figures["baselines"])
     return {"recall": recall, **sides, "ranker": ranker}, figures
 
@@ -228,10 +231,10 @@ def ranking_section(log: ClickLog) -> dict:
     return section
 
 
-def package_into(run: Path, log: ClickLog, bundle_dir: Path | None) -> dict:
+def package_into(run: Path, log: ClickLog, bundle_dir: Path | None, say=lambda _: None) -> dict:
     """Export and measure the models of `run`; with `bundle_dir`, add them (and the tuned lam) to that bundle."""
     with tempfile.TemporaryDirectory() as tmp:
-        files, figures = package(run, log, Path(tmp))
+        files, figures = package(run, log, Path(tmp), say)
         (run / "onnx_report.json").write_text(json.dumps(figures, indent=1) + "\n")
         if bundle_dir:
             degree = figures["recommendation_degree"]

@@ -108,10 +108,19 @@ def ease(x: sp.csr_matrix, lam: float):
     xa = x[:, columns]
     g = (xa.T @ xa).toarray().astype(np.float64)
     g[np.diag_indices_from(g)] += lam
-    p = np.linalg.inv(g)
-    b = -p / np.diag(p)
+    b = spd_inverse(g)
+    b /= -np.diag(b).copy()
     np.fill_diagonal(b, 0.0)
     return item_to_item(b, columns)
+
+
+def spd_inverse(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite matrix from its Cholesky factor, in float64 (torch's LAPACK):
+    2.7x faster than numpy's general inverse here (8,000 items: 4.2 s vs 11.5 s on 2 cores) to 2e-15; EASE's grid
+    inverts one per knob, and at 17,000 items they were most of the ranking step."""
+    import torch
+
+    return torch.cholesky_inverse(torch.linalg.cholesky(torch.from_numpy(a))).numpy()
 
 
 def implicit_als(x: sp.csr_matrix, reg: float, factors: int = 64, iterations: int = 15, alpha: float = 10.0,
@@ -154,11 +163,15 @@ def tuned(log: ClickLog, name: str):
     validation nDCG@10 kept: (its fitted score, the interactions x, the knob, validation nDCG@10 per knob)."""
     fit, grid, shown = MODELS[name]
     x = interactions(log, shown)
-    fitted = {knob: fit(x, knob) for knob in grid}
     p, rows = profiles(x, log.val), samples(log.val, 1)  # the validation profiles, built once for every knob
-    val = {knob: report(f(p, rows.group, rows.target).astype(np.float64), rows) for knob, f in fitted.items()}
-    best = max(grid, key=lambda knob: val[knob]["ndcg@10"])
-    return fitted[best], x, best, val
+    val, best, kept = {}, None, None
+    for knob in grid:  # one fitted model held at a time besides the best (EASE's: 2.3 GB for 17,000 items)
+        score = fit(x, knob)
+        val[knob] = report(score(p, rows.group, rows.target).astype(np.float64), rows)
+        if best is None or val[knob]["ndcg@10"] > val[best]["ndcg@10"]:
+            best, kept = knob, score
+        del score
+    return kept, x, best, val
 
 
 MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items)
@@ -171,8 +184,8 @@ MODELS = {  # name -> (fit(x, knob), knob grid, uses shown-but-not-clicked items
 }
 
 
-def baselines(log: ClickLog) -> dict:
-    """Every baseline's validation-tuned knob, its validation and test figures."""
+def baselines(log: ClickLog, say=lambda _: None) -> dict:
+    """Every baseline's validation-tuned knob, its validation and test figures; `say` hears each as it is done."""
     out = {}
     for name in MODELS:
         active = len(active_items(interactions(log, MODELS[name][2])))
@@ -183,6 +196,8 @@ def baselines(log: ClickLog) -> dict:
         score, x, best, val = tuned(log, name)
         out[name] = {"knob": best, "val_ndcg@10": {str(k): v["ndcg@10"] for k, v in val.items()}, "val": val[best],
                      "test": evaluate(score, x, log.test), "seconds": round(time.time() - t0, 1)}
+        say(f"   baseline {name}: validation nDCG@10 {val[best]['ndcg@10']:.4f} ({out[name]['seconds']:.0f} s, "
+            f"{active:,} items)")
     return out
 
 
