@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edge_rec.scope import SCRIPTS, letter_units
 from edge_rec_export.build_plan import Plan, Probe, clock, ranking_seconds
+from edge_rec_export.bundle_report import size_bytes
 from edge_rec_export.data import texts_input
 from edge_rec_export.data.corpus import Corpus, Example, fresh_texts, normalise
 
@@ -58,9 +59,9 @@ class Recipe:
         only its top 4 layers, on cached outputs of the rest. Small corpora get more epochs (and a smaller
         token table), big ones fewer. Distillation gets at least 3 epochs: on the news corpus 3 took the student from
         0.8344 (1 epoch) to 0.8401 on validation, and with its character part past its teacher."""
-        from edge_rec_export.training.train_classifier import native_bf16
+        from edge_rec_export.training.train_classifier import trains_in_bf16
 
-        bf16 = not fp32 and (device.startswith("cuda") or native_bf16())
+        bf16 = not fp32 and trains_in_bf16(device)
         if quick:
             return cls(name, lang, device, top=1, teacher_epochs=1, student_layers=1, distill_epochs=1,
                        wide_buckets=8192, ranking_epochs=8, quick=True, bf16=bf16)
@@ -384,7 +385,7 @@ def summary(bundle, say) -> None:
     from edge_rec_export.bundle.package_ranking import BASELINE_NAMES
 
     m = bundle.metrics
-    size = sum(f.stat().st_size for f in bundle.path.iterdir() if f.is_file()) / 1e6
+    size = size_bytes(bundle.path) / 1e6
     say(f"\nbundle {bundle.name} at {bundle.path}: {size:.1f} MB, "
         f"{'classify + recommend' if 'ranker' in bundle.manifest['models'] else 'classify only (no click log)'}")
     precision, refit = m["classifier_precision"], m.get("refit")

@@ -12,10 +12,15 @@ from pathlib import Path
 from edge_rec import load_bundle
 
 
+def size_bytes(bundle_dir: Path) -> int:
+    """A bundle's size on disk: its files."""
+    return sum(f.stat().st_size for f in Path(bundle_dir).iterdir() if f.is_file())
+
+
 def bundle_report(bundle_dir: Path) -> dict:
     bundle = load_bundle(bundle_dir)  # every file verified against the manifest
     m = bundle.manifest
-    return {"bundle": m["name"], "size_bytes": sum(f.stat().st_size for f in bundle.path.iterdir() if f.is_file()),
+    return {"bundle": m["name"], "size_bytes": size_bytes(bundle.path),
             "recipe": m.get("recipe"), "scope": m.get("scope"), "metrics": m["metrics"]}
 
 

@@ -167,8 +167,10 @@ def ranking_builds() -> str:
 
 def default_rebuild() -> str:
     """The shipped default bundle beside its build command (build_default) run with the builder as it stands."""
+    from edge_rec_export.bundle_report import size_bytes
+
     old, new = shipped(), report("build-zh-news.json")
-    size = sum(f.stat().st_size for f in (ROOT / "assets" / "zh-news").iterdir() if f.is_file())
+    size = size_bytes(ROOT / "assets" / "zh-news")
 
     def accuracy(m, split, key):
         figures = m["metrics"]["held_out"][split].get(key)

@@ -306,6 +306,11 @@ def native_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
+def trains_in_bf16(device: str) -> bool:
+    """The default: training under bf16 autocast on a GPU, or on a CPU with native_bf16()."""
+    return device.startswith("cuda") or native_bf16()
+
+
 def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_loss, val_forward, log, device,
                seed: int = 0, resume: Path | None = None, checkpoint_seconds: float | None = None,
                bf16: bool | None = None):
@@ -313,10 +318,10 @@ def train_loop(model, groups, data, epochs: int, lr: float, batch: int, step_los
     state with the best validation accuracy. With `resume`, the whole training state is saved there after each
     epoch and every `checkpoint_seconds` (default CHECKPOINT_SECONDS) within one, and a run that finds the file goes
     on from there as if never stopped (the epoch's shuffle and the random state at the saved batch are part of the
-    state). `bf16`: the training passes under bf16 autocast (default: on a GPU, or a CPU with native_bf16());
+    state). `bf16`: the training passes under bf16 autocast (default: trains_in_bf16);
     weights, optimizer and validation stay fp32."""
     checkpoint_seconds = CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
-    bf16 = (device.type == "cuda" or native_bf16()) if bf16 is None else bf16
+    bf16 = trains_in_bf16(device.type) if bf16 is None else bf16
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW([{"params": g["params"], "lr": lr * g.get("lr_scale", 1.0)} for g in groups],
                             weight_decay=0.01)
