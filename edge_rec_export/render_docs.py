@@ -198,6 +198,12 @@ def default_rebuild() -> str:
     return table(["", "shipped `assets/zh-news`", "rebuilt now (`build-zh-news.json`)"], rows)
 
 
+def quick_verdict() -> str:
+    """What the MovieLens --quick build's summary says of its ranking step."""
+    g = report("build-movielens-quick.json")["metrics"]["ranking"]["guarantee"]
+    return f"> ranking: ships {g['shipped']}; {g['verdict']}\n"
+
+
 def teacher_layers() -> str:
     """The default build with more of the teacher trained on a CPU: the figures of each model it makes."""
     builds = {"top 4 layers (the CPU default)": report("build-zh-news.json"),
@@ -339,6 +345,7 @@ INDEX = {  # every file of reports/: what it measured, and the page that uses it
 RENDERERS = {"default-bundle": default_bundle, "knobs": knobs, "validation-sets": validation_sets,
              "default-rebuild": default_rebuild,
              "teacher-layers": teacher_layers,
+             "quick-verdict": quick_verdict,
              "ranking-builds": ranking_builds, "build-times": build_times, "paired-builder": paired_builder, "full-catalogue": full_catalogue,
              "arm64": arm64, "store-bench": store_bench, "reports-index": reports_index}
 
