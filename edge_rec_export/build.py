@@ -224,6 +224,7 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     first = n_layers - recipe.top
     keep = sorted({first} | {j + 1 for j in tc.teacher_layers(n_layers, recipe.student_layers) if j + 1 < first})
     say(f"recipe: {asdict(recipe)}")
+    same_recipe(work / "recipe.json", recipe)
     plan = build_plan(prep, teacher_cfg, recipe, len(corpus.transfer), events or [], say)
     cache = prep / "cache"
     if (cache / "done.json").exists() and not any(cache.glob("*.npy")) and not (
@@ -276,6 +277,20 @@ def build(texts: Path, out: Path, work: Path, *, name: str, lang: str | None, un
     if freed:
         say(f"removed the frozen-layer cache from {work} ({freed / 1e6:.0f} MB): every step that reads it is done")
     return bundle.metrics
+
+
+def same_recipe(kept: Path, recipe: Recipe) -> None:
+    """A work folder's steps are reused only by the recipe that made them (kept there by its first run): a re-run
+    with, e.g., another --teacher-layers would otherwise package the old teacher without a word."""
+    now = {k: v for k, v in asdict(recipe).items() if k != "name"}
+    if not kept.exists():
+        kept.write_text(json.dumps(now, indent=1), encoding="utf-8")
+        return
+    before = json.loads(kept.read_text(encoding="utf-8"))
+    changed = [f"{k} {before.get(k)} (now {v})" for k, v in now.items() if before.get(k) != v]
+    if changed:
+        raise texts_input.InputError(f"{kept.parent} holds a build made with {', '.join(changed)}; use a new --work, "
+                                     "or remove it to start over")
 
 
 def build_plan(prep: Path, teacher_cfg, recipe: Recipe, n_transfer: int, events: list, say) -> Plan:

@@ -1,7 +1,7 @@
 """The build's plan: each step with an estimated time, from the corpus size and a probe of this machine (one encoder
-layer of the teacher's size and one ranking-model batch, timed here in about a second), then after each step the time
-left for the whole build, the estimates of the steps still to run scaled by how the finished ones compared with
-theirs. The estimates and the actual times go into the manifest's recipe (`plan`).
+layer of the teacher's size, one ranking-model batch and one EASE^R-sized inverse, timed here in about a second),
+then after each step the time left for the whole build, the estimates of the steps still to run scaled by how the
+finished ones compared with theirs. The estimates and the actual times go into the manifest's recipe (`plan`).
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ RANKING_MODELS = 3  # DSSM, CTR teacher, CTR student
 # Epochs a ranking model trains before validation stops it (patience 2): 4-6 on the default zh-news log, 8-11 on
 # MovieLens, of the recipe's 20 at most; one that trains them all takes 2.5x its share of the estimate.
 RANKING_EPOCHS_RUN = 8
-EASE_FITS = 8  # the two EASE^R baselines' knobs: one items x items inverse each, cubic in the items
 INVERSE_PROBE_ITEMS = 2000
 FAMILY = {"ranking": "ranking"}  # steps timed by the ranking probe; the others by the encoder probe
 
@@ -157,11 +156,12 @@ def ranking_seconds(probe: Probe, rows: float, epochs: int, epoch_rows: int | No
     """The three ranking models over `rows` training rows (`epoch_rows` of them an epoch at most), RANKING_EPOCHS_RUN
     epochs each (`epochs` if fewer), then the baselines on a catalogue of `items`: EASE^R's inverses, where it
     runs, are most of their time (17,145 items: 400 of the step's 816 s)."""
-    from edge_rec_export.training.ranking_baselines import EASE_MAX_ITEMS
+    from edge_rec_export.training.ranking_baselines import EASE_MAX_ITEMS, MODELS
 
     rows = min(rows, epoch_rows or rows)
     models = rows / RANKING_BATCH * probe.ranking * min(epochs, RANKING_EPOCHS_RUN) * RANKING_MODELS
-    ease = EASE_FITS * probe.inverse * (items / INVERSE_PROBE_ITEMS) ** 3 if items <= EASE_MAX_ITEMS else 0.0
+    inverses = sum(len(grid) for name, (_, grid, _) in MODELS.items() if name.startswith("ease"))  # one a knob
+    ease = inverses * probe.inverse * (items / INVERSE_PROBE_ITEMS) ** 3 if items <= EASE_MAX_ITEMS else 0.0
     return (models + ease) * OVERHEAD["ranking"]
 
 

@@ -228,6 +228,16 @@ def test_rerun_skips_finished_steps(built, capsys):
     assert said.count(": done") == 6  # prepare, cache, teacher, student, character part, the bundle
 
 
+def test_a_rerun_with_another_recipe_stops_before_reusing_the_work(built, capsys):
+    out, argv, *_ = built
+    before = (out / "manifest.json").stat().st_mtime
+    other = argv[:argv.index("--teacher-layers") + 1] + ["1"] + argv[argv.index("--teacher-layers") + 2:]
+    assert export_main(other) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds a build made with top 2 (now 1)" in err and "--work" in err
+    assert (out / "manifest.json").stat().st_mtime == before
+
+
 @pytest.mark.slow  # re-runs the later steps of a build (~50 s): CI runs it with the other slow-marked tests
 def test_a_step_redone_redoes_the_steps_after_it(built, capsys):
     out, argv, *_ = built
