@@ -57,8 +57,8 @@ class Recipe:
     def resolve(cls, name: str, lang: str, device: str, n_train: int, quick: bool, fp32: bool = False) -> "Recipe":
         """Defaults that scale with the data and the machine: on a GPU the whole teacher is fine-tuned; on a CPU
         only its top 4 layers, on cached outputs of the rest (on the default corpus its top 8, or 2 epochs, gave
-        no better student on validation for 4-7 minutes more: docs/building.md). Small corpora get more epochs (and a smaller
-        token table), big ones fewer. Distillation gets at least 3 epochs: on the news corpus 3 took the student from
+        no better student on validation for 4-7 minutes more: docs/building.md). Small corpora get more epochs
+        (and a smaller token table), big ones fewer. Distillation gets at least 3 epochs: on the news corpus 3 took the student from
         0.8344 (1 epoch) to 0.8401 on validation, and with its character part past its teacher."""
         from edge_rec_export.training.train_classifier import trains_in_bf16
 

@@ -165,16 +165,25 @@ def ranking_builds() -> str:
     return table(["build, test split by time", "gAUC", "nDCG@10"], rows)
 
 
+CLASSIFIER_MODELS = (("tfidf_reference", "TF-IDF yardstick"), ("teacher_fp32_torch", "teacher"),
+                     ("student_fp32_torch", "student fp32"), ("student_int8_onnx", "student INT8"))
+
+
+def accuracy_rows(manifests: list[dict]) -> list[list[str]]:
+    """Validation and test accuracy of each model a build makes, one column per manifest ("-" where it has none)."""
+    def accuracy(m, split, key):
+        figures = m["metrics"]["held_out"][split].get(key)
+        return f4(figures and figures["accuracy"])
+    return [[f"{split}: {label}", *(accuracy(m, split, key) for m in manifests)]
+            for split in ("val", "test") for key, label in CLASSIFIER_MODELS]
+
+
 def default_rebuild() -> str:
     """The shipped default bundle beside its build command (build_default) run with the builder as it stands."""
     from edge_rec_export.bundle_report import size_bytes
 
     old, new = shipped(), report("build-zh-news.json")
     size = size_bytes(ROOT / "assets" / "zh-news")
-
-    def accuracy(m, split, key):
-        figures = m["metrics"]["held_out"][split].get(key)
-        return f4(figures and figures["accuracy"])
 
     def ranking(m, key):
         test = m["metrics"]["ranking"]["recommendation_degree"]["test_tuned_lam"]
@@ -186,15 +195,12 @@ def default_rebuild() -> str:
         return "-" if not r else f"{f4(r['test']['accuracy'])} vs {f4(r['tfidf_reference']['test']['accuracy'])}"
     rows = [["build time, 2 CPU cores", f"{old['recipe']['build_seconds'] / 60:.0f} min",
              f"**{new['recipe']['build_seconds'] / 60:.1f} min**"],
-            ["training precision", "fp32", "bf16" if new["recipe"].get("bf16") else "fp32"]]
-    for split in ("val", "test"):
-        rows += [[f"{split}: {label}", accuracy(old, split, key), accuracy(new, split, key)]
-                 for key, label in (("tfidf_reference", "TF-IDF yardstick"), ("teacher_fp32_torch", "teacher"),
-                                    ("student_fp32_torch", "student fp32"), ("student_int8_onnx", "student INT8"))]
-    rows += [["test: shipped refitted on train + val vs TF-IDF so", refit(old), refit(new)],
-             ["ranking, test gAUC / nDCG@10: shipped", ranking(old, "shipped"), ranking(new, "shipped")],
-             ["ranking: implicit ALS baseline", ranking(old, "implicit_als"), ranking(new, "implicit_als")],
-             ["bundle", f"{size / 1e6:.1f} MB", f"{new['size_bytes'] / 1e6:.1f} MB"]]
+            ["training precision", "fp32", "bf16" if new["recipe"].get("bf16") else "fp32"],
+            *accuracy_rows([old, new]),
+            ["test: shipped refitted on train + val vs TF-IDF so", refit(old), refit(new)],
+            ["ranking, test gAUC / nDCG@10: shipped", ranking(old, "shipped"), ranking(new, "shipped")],
+            ["ranking: implicit ALS baseline", ranking(old, "implicit_als"), ranking(new, "implicit_als")],
+            ["bundle", f"{size / 1e6:.1f} MB", f"{new['size_bytes'] / 1e6:.1f} MB"]]
     return table(["", "shipped `assets/zh-news`", "rebuilt now (`build-zh-news.json`)"], rows)
 
 
@@ -209,11 +215,7 @@ def teacher_layers() -> str:
     builds = {"top 4 layers, 1 epoch (the CPU default)": report("build-zh-news.json"),
               "top 8 layers, 1 epoch": report("build-zh-news-top8.json"),
               "top 4 layers, 2 epochs": report("build-zh-news-teacher2.json")}
-    rows = [[f"{split}: {label}", *(f4(b["metrics"]["held_out"][split][key]["accuracy"]) for b in builds.values())]
-            for split in ("val", "test")
-            for key, label in (("tfidf_reference", "TF-IDF yardstick"), ("teacher_fp32_torch", "teacher"),
-                               ("student_fp32_torch", "student fp32"), ("student_int8_onnx", "student INT8"))]
-    return table(["default zh-news build, accuracy", *builds], rows)
+    return table(["default zh-news build, accuracy", *builds], accuracy_rows(list(builds.values())))
 
 
 def paired_builder() -> str:
